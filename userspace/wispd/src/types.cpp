@@ -71,3 +71,19 @@ std::optional<SnapshotKind> parse_snapshot_kind(std::string_view s) {
 std::optional<Protocol> parse_protocol(std::string_view s) { return value_of(kProtocols, s); }
 
 }  // namespace wisp::wispd
+
+#include <cstdio>
+
+#include "wispd/layout.h"
+
+namespace wisp::wispd {
+
+std::string Layout::console_log(const std::string &service, int64_t started_ms,
+                                ReplicaId replica) const {
+    char name[64];
+    std::snprintf(name, sizeof name, "/%013lld-r%u.log", static_cast<long long>(started_ms),
+                  replica);
+    return service_logs(service) + name;
+}
+
+}  // namespace wisp::wispd
