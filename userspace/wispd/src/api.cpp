@@ -185,7 +185,9 @@ ApiResponse Api::handle(const ApiRequest &r) {
     auto route = [&]() -> ApiResponse {
         if (p.size() == 1 && p[0] == "metrics") {
             if (m == "GET") return metrics();
-        } else if (p.size() >= 2 && p[0] == "v1") {
+            return error_response(405, "method_not_allowed", m + " is not supported on " + r.path);
+        }
+        if (p.size() >= 2 && p[0] == "v1") {
             const std::string &what = p[1];
             if (p.size() == 2 && what == "status") {
                 if (m == "GET") return status();

@@ -156,6 +156,15 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const Config &config, EventL
         return errno_error("chmod 0600 " + config.socket_path);
 
     impl->listener = std::thread([self] { self->server.listen_after_bind(); });
+    // httplib's stop() is a no-op until the listener runs: wait for it, so that a
+    // stop() right after start() cannot leave the thread listening forever.
+    for (int i = 0; i < 5000 && !svr.is_running(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!svr.is_running()) {
+        svr.stop();
+        impl->listener.join();
+        return Error{ETIMEDOUT, "the API listener on " + config.socket_path + " did not start"};
+    }
     return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
 }
 
