@@ -66,9 +66,10 @@ Status validate_image(const std::string &path) {
         return field_error("image", "'" + path + "' does not exist");
     if (!S_ISREG(st.st_mode)) return field_error("image", "'" + path + "' is not a regular file");
     std::ifstream in(path, std::ios::binary);
+    if (!in) return field_error("image", "'" + path + "' cannot be read");
     char magic[4] = {};
-    if (!in.read(magic, 4)) return field_error("image", "'" + path + "' cannot be read");
-    if (magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F')
+    in.read(magic, 4);
+    if (in.gcount() < 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F')
         return field_error("image", "'" + path + "' is not an ELF file");
     return {};
 }
