@@ -28,6 +28,8 @@ public:
 
     // Starts wispd; true once its API answers (false if it exited or took > 20 s).
     bool start();
+    // Starts wispd without waiting for anything.
+    bool launch() { return spawn(); }
     // Starts wispd and waits for it to exit by itself (preflight failures).
     // Returns the exit status (-1 if it did not exit within `timeout_s`).
     int run_to_exit(int timeout_s = 20);
