@@ -118,3 +118,17 @@ TEST(Options, HelpListsEveryOptionAndExitsZero) {
 }
 
 }  // namespace
+
+#include "wisp/test/paths.h"
+
+namespace {
+
+TEST(Options, TheShippedExampleConfigIsValid) {
+    auto opts = apply_config_file(wisp::test::source_dir() + "/scripts/systemd/wispd.toml",
+                                  Options{});
+    ASSERT_TRUE(opts.ok()) << opts.error().message;
+    EXPECT_EQ(opts->uplink, "eth0");
+    EXPECT_TRUE(validate_options(*opts).ok());
+}
+
+}  // namespace
