@@ -102,6 +102,15 @@ TEST(Options, BadLogLevelAndPoolSizeAreRefused) {
               std::string::npos);
 }
 
+TEST(Options, MonitorBinaryDefaultsToWispVmmNextToTheDaemon) {
+    Options o;
+    auto path = monitor_binary_path(o);
+    EXPECT_EQ(path.substr(path.size() - 9), "/wisp-vmm") << path;
+    EXPECT_EQ(path[0], '/');
+    o.monitor_binary = "/opt/wisp/wisp-vmm";
+    EXPECT_EQ(monitor_binary_path(o), "/opt/wisp/wisp-vmm");
+}
+
 TEST(Options, UnknownFlagIsAUsageError) {
     auto cl = parse({"--frobnicate"});
     EXPECT_FALSE(cl.run);

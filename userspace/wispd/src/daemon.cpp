@@ -160,6 +160,7 @@ json Daemon::status_json() {
             {"monitor_pool",
              {{"implementation", monitors_description_},
               {"size", options_.monitor_pool_size},
+              {"binary", monitor_binary_path(options_)},
               {"idle", monitors_->idle_monitors()}}}};
 }
 

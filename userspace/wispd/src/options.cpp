@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -54,6 +55,14 @@ std::string flag_of(const char *key) {
 bool absolute(const std::string &p) { return !p.empty() && p[0] == '/'; }
 
 }  // namespace
+
+std::string monitor_binary_path(const Options &o) {
+    if (!o.monitor_binary.empty()) return o.monitor_binary;
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return "wisp-vmm";
+    return (self.parent_path() / "wisp-vmm").string();
+}
 
 Status validate_options(const Options &o) {
     if (!o.uplink.empty() && o.uplink.size() > 15)

@@ -46,6 +46,11 @@ CommandLine parse_command_line(int argc, const char *const *argv);
 // values are errors naming the file, the key and what is expected.
 Result<Options> apply_config_file(const std::string &path, Options base);
 
+// The monitor executable: `monitor_binary`, or wisp-vmm in the directory of the
+// running wispd (/proc/self/exe), which is where the build and `cmake --install`
+// put it.
+std::string monitor_binary_path(const Options &options);
+
 // Checks values that do not depend on the machine (absolute paths, bounds, level
 // names); the first problem names the option.
 Status validate_options(const Options &options);
