@@ -63,23 +63,15 @@ private:
 
 class WispdSystemd : public ::testing::Test {
 protected:
-    void SetUp() override {
-        WISP_REQUIRE_ROOT();
-        WISP_REQUIRE_KVM();
-        WISP_REQUIRE_BPF();
-        WISP_REQUIRE_NETNS();
-    }
+    void SetUp() override { WISP_REQUIRE_WISPD(); }
 };
 
 TEST_F(WispdSystemd, NotifiesReadyOnceTheApiAnswersThenPingsTheWatchdog) {
-    ScopedTempDir tmp("notify");
-    ScopedVeth veth("notify");
-    ScopedBpffsDir bpffs("notify");
-    NotifySocket notify(tmp.path() + "/notify.sock");
+    WispdSandbox box("notify");
+    std::string path = box.tmp.path() + "/notify.sock";
+    NotifySocket notify(path);
     ASSERT_TRUE(notify.bound());
-    WispdProcess wispd({tmp.path(), veth.host(), bpffs.path() + "/wisp", {},
-                        {"NOTIFY_SOCKET=" + tmp.path() + "/notify.sock",
-                         "WATCHDOG_USEC=400000"}});
+    WispdProcess wispd(box.config({"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"}));
     ASSERT_TRUE(wispd.launch());
 
     std::string seen;
@@ -105,13 +97,11 @@ TEST_F(WispdSystemd, NotifiesReadyOnceTheApiAnswersThenPingsTheWatchdog) {
 }
 
 TEST_F(WispdSystemd, NoWatchdogPingsWhenTheWatchdogIsOff) {
-    ScopedTempDir tmp("notify");
-    ScopedVeth veth("notify");
-    ScopedBpffsDir bpffs("notify");
-    NotifySocket notify(tmp.path() + "/notify.sock");
+    WispdSandbox box("notify");
+    std::string path = box.tmp.path() + "/notify.sock";
+    NotifySocket notify(path);
     ASSERT_TRUE(notify.bound());
-    WispdProcess wispd({tmp.path(), veth.host(), bpffs.path() + "/wisp", {},
-                        {"NOTIFY_SOCKET=" + tmp.path() + "/notify.sock"}});
+    WispdProcess wispd(box.config({"NOTIFY_SOCKET=" + path}));
     ASSERT_TRUE(wispd.launch());
     std::string seen;
     ASSERT_TRUE(notify.wait_for("READY=1", std::chrono::seconds(20), &seen)) << wispd.log();

@@ -25,20 +25,16 @@ using namespace wisp::test;
 class WispdE2E : public ::testing::Test {
 protected:
     void SetUp() override {
-        WISP_REQUIRE_ROOT();
-        WISP_REQUIRE_KVM();
-        WISP_REQUIRE_BPF();
-        WISP_REQUIRE_NETNS();
-        tmp_ = std::make_unique<ScopedTempDir>("e2e");
-        veth_ = std::make_unique<ScopedVeth>("e2e");
-        bpffs_ = std::make_unique<ScopedBpffsDir>("e2e");
+        WISP_REQUIRE_WISPD();
+        box_ = std::make_unique<WispdSandbox>("e2e");
+        tmp_ = &box_->tmp;
+        veth_ = &box_->veth;
+        bpffs_ = &box_->bpffs;
         address_ = assign_test_address(veth_->host());
         wispd_ = std::make_unique<WispdProcess>(config());
     }
 
-    WispdProcess::Config config() const {
-        return {tmp_->path(), veth_->host(), bpffs_->path() + "/wisp", {}, {}};
-    }
+    WispdProcess::Config config() const { return box_->config(); }
 
     void start() { ASSERT_TRUE(wispd_->start()) << wispd_->log(); }
 
@@ -62,9 +58,10 @@ protected:
     // An ELF file that exists on every host (the image is only booted once the
     // monitors are wired in).
     const std::string image_ = "/usr/bin/true";
-    std::unique_ptr<ScopedTempDir> tmp_;
-    std::unique_ptr<ScopedVeth> veth_;
-    std::unique_ptr<ScopedBpffsDir> bpffs_;
+    std::unique_ptr<WispdSandbox> box_;
+    ScopedTempDir *tmp_ = nullptr;
+    ScopedVeth *veth_ = nullptr;
+    ScopedBpffsDir *bpffs_ = nullptr;
     std::string address_;
     std::unique_ptr<WispdProcess> wispd_;
 };

@@ -9,6 +9,18 @@
 #include <string>
 #include <vector>
 
+#include "wisp/test/capabilities.h"
+#include "wisp/test/net.h"
+
+// wispd's preflight needs all of these.
+#define WISP_REQUIRE_WISPD() \
+    do {                     \
+        WISP_REQUIRE_ROOT(); \
+        WISP_REQUIRE_KVM();  \
+        WISP_REQUIRE_BPF();  \
+        WISP_REQUIRE_NETNS(); \
+    } while (0)
+
 namespace wisp::test {
 
 class WispdProcess {
@@ -57,6 +69,19 @@ private:
     Config config_;
     pid_t pid_ = -1;
     int status_ = 0;
+};
+
+// What one wispd needs from the host, created for a test and removed after it: a
+// temporary directory, a veth as uplink and a bpffs pin root. Callers check the
+// capabilities first (WISP_REQUIRE_WISPD()).
+struct WispdSandbox {
+    explicit WispdSandbox(const std::string &tag) : tmp(tag), veth(tag), bpffs(tag) {}
+    WispdProcess::Config config(std::vector<std::string> env = {}) const {
+        return {tmp.path(), veth.host(), bpffs.path() + "/wisp", {}, std::move(env)};
+    }
+    ScopedTempDir tmp;
+    ScopedVeth veth;
+    ScopedBpffsDir bpffs;
 };
 
 // Gives the host end of a veth an address from 198.19.0.0/16 unique to this test

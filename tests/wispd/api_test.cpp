@@ -23,8 +23,7 @@ protected:
         store = std::move(Store::open(dir.path() + "/wisp.db")).value();
         ControllerConfig config;
         config.layout = {dir.path() + "/state", dir.path() + "/run"};
-        ctl = std::make_unique<Controller>(*store, Ports{dp, pool, taps, injector, clock},
-                                           metrics, config);
+        ctl = std::make_unique<Controller>(*store, fakes.ports(), metrics, config);
         ASSERT_TRUE(ctl->recover().ok());
         ApiEnvironment env;
         env.default_vip = [] { return wisp::Result<std::string>("198.18.0.1"); };
@@ -46,12 +45,9 @@ protected:
 
     ScopedTempDir dir{"api"};
     std::unique_ptr<Store> store;
-    ManualScheduler clock;
-    FakeDataPlane dp;
-    FakeMonitorPool pool;
-    FakeTaps taps;
-    FakeInjector injector;
-    MetricsRegistry metrics;
+    FakePorts fakes;
+    FakeMonitorPool &pool = fakes.pool;
+    MetricsRegistry &metrics = fakes.metrics;
     std::unique_ptr<Controller> ctl;
     std::unique_ptr<Api> api;
     std::string image;

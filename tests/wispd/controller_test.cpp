@@ -37,8 +37,7 @@ protected:
         config.backoff = {100, 1600, 3};
         config.restore_timeout_ms = 5000;
         config.golden_boot_timeout_ms = 20000;
-        return std::make_unique<Controller>(*store, Ports{dp, pool, taps, injector, clock},
-                                            metrics, config);
+        return std::make_unique<Controller>(*store, fakes.ports(), metrics, config);
     }
 
     static ServiceSpec spec(const std::string &name, bool stateful = false, uint16_t port = 80) {
@@ -110,12 +109,13 @@ protected:
 
     ScopedTempDir dir{"ctl"};
     std::unique_ptr<Store> store;
-    ManualScheduler clock;
-    FakeDataPlane dp;
-    FakeMonitorPool pool;
-    FakeTaps taps;
-    FakeInjector injector;
-    MetricsRegistry metrics;
+    FakePorts fakes;
+    ManualScheduler &clock = fakes.clock;
+    FakeDataPlane &dp = fakes.dp;
+    FakeMonitorPool &pool = fakes.pool;
+    FakeTaps &taps = fakes.taps;
+    FakeInjector &injector = fakes.injector;
+    MetricsRegistry &metrics = fakes.metrics;
     std::unique_ptr<Controller> ctl;
 };
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "wispd/controller.h"
+#include "wispd/metrics.h"
 #include "wispd/ports.h"
 
 namespace wisp::wispd::test {
@@ -180,6 +182,17 @@ public:
         calls.emplace_back(ifindex, frames);
         return {};
     }
+};
+
+// Every fake port plus a metrics registry, as one member of a test fixture.
+struct FakePorts {
+    ManualScheduler clock;
+    FakeDataPlane dp;
+    FakeMonitorPool pool;
+    FakeTaps taps;
+    FakeInjector injector;
+    MetricsRegistry metrics;
+    Ports ports() { return Ports{dp, pool, taps, injector, clock}; }
 };
 
 }  // namespace wisp::wispd::test

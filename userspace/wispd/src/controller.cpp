@@ -508,6 +508,29 @@ Result<Controller::ReplicaRuntime *> Controller::new_replica(ServiceRuntime &s,
     return &rt;
 }
 
+Status Controller::launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchRequest::Mode mode,
+                                  std::vector<std::string> snapshots, Tap tap) {
+    ReplicaId rid = rt.record.id;
+    LaunchRequest req;
+    req.mode = mode;
+    req.replica = rid;
+    req.service = s.record.id;
+    req.image = s.record.spec.image;
+    req.snapshots = std::move(snapshots);
+    req.memory_mib = s.record.spec.memory_mib;
+    req.cmdline = s.record.spec.cmdline;
+    req.tap = std::move(tap);
+    req.guest_mac = MacAddress::for_replica(rid);
+    req.vip = s.record.spec.vip;
+    req.console_log = config_.layout.console_log(s.record.spec.name, rt.record.started_ms, rid);
+    auto handle = ports_.monitors.launch(std::move(req));
+    if (!handle) return std::move(handle).error();
+    rt.record.monitor_pid = handle->pid;
+    rt.record.control_socket = handle->control_socket;
+    persist_replica(rt);
+    return {};
+}
+
 void Controller::start_golden_boot(ServiceRuntime &s) {
     ports_.scheduler.cancel(s.retry_timer);
     s.retry_timer = 0;
@@ -518,26 +541,10 @@ void Controller::start_golden_boot(ServiceRuntime &s) {
     ReplicaRuntime &rt = **r;
     ReplicaId rid = rt.record.id;
 
-    LaunchRequest req;
-    req.mode = LaunchRequest::Mode::kBoot;
-    req.replica = rid;
-    req.service = s.record.id;
-    req.image = s.record.spec.image;
-    req.memory_mib = s.record.spec.memory_mib;
-    req.cmdline = s.record.spec.cmdline;
-    req.tap = std::move(*tap);
-    req.guest_mac = MacAddress::for_replica(rid);
-    req.vip = s.record.spec.vip;
-    req.console_log =
-        config_.layout.console_log(s.record.spec.name, rt.record.started_ms, rid);
-    auto handle = ports_.monitors.launch(std::move(req));
-    if (!handle) {
+    if (auto st = launch_replica(s, rt, LaunchRequest::Mode::kBoot, {}, std::move(*tap)); !st) {
         forget_replica(s, rid);
-        return fail(s, "boot", "monitor: " + handle.error().describe());
+        return fail(s, "boot", "monitor: " + st.error().describe());
     }
-    rt.record.monitor_pid = handle->pid;
-    rt.record.control_socket = handle->control_socket;
-    persist_replica(rt);
     set_state(s, ServiceState::kBooting);
     arm_op_timer(s, rt, config_.golden_boot_timeout_ms, "boot");
     journal(s, rid, "booting", "booting the image for its golden snapshot");
@@ -626,27 +633,10 @@ void Controller::start_restore(ServiceRuntime &s) {
         return fail(s, "restore", "data plane: " + st.error().describe());
     }
 
-    LaunchRequest req;
-    req.mode = LaunchRequest::Mode::kRestore;
-    req.replica = rid;
-    req.service = s.record.id;
-    req.image = s.record.spec.image;
-    req.snapshots = chain;
-    req.memory_mib = s.record.spec.memory_mib;
-    req.cmdline = s.record.spec.cmdline;
-    req.tap = std::move(*tap);
-    req.guest_mac = MacAddress::for_replica(rid);
-    req.vip = s.record.spec.vip;
-    req.console_log =
-        config_.layout.console_log(s.record.spec.name, rt.record.started_ms, rid);
-    auto handle = ports_.monitors.launch(std::move(req));
-    if (!handle) {
+    if (auto st = launch_replica(s, rt, LaunchRequest::Mode::kRestore, chain, std::move(*tap)); !st) {
         forget_replica(s, rid);
-        return fail(s, "restore", "monitor: " + handle.error().describe());
+        return fail(s, "restore", "monitor: " + st.error().describe());
     }
-    rt.record.monitor_pid = handle->pid;
-    rt.record.control_socket = handle->control_socket;
-    persist_replica(rt);
     if (s.record.state != ServiceState::kRunning) {
         set_state(s, ServiceState::kWaking);
         sync_dataplane(s);

@@ -129,6 +129,9 @@ private:
     void start_restore(ServiceRuntime &s);
     Result<ReplicaRuntime *> new_replica(ServiceRuntime &s, ReplicaState state, Tap &tap,
                                          std::optional<SnapshotId> snapshot);
+    // Hands the replica to a monitor and records the monitor's identity.
+    Status launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchRequest::Mode mode,
+                          std::vector<std::string> snapshots, Tap tap);
     void replica_ready(ServiceRuntime &s, ReplicaRuntime &r);
     void check_idle(ServiceId sid, ReplicaId rid);
     void drain_replica(ServiceRuntime &s, ReplicaRuntime &r);
