@@ -211,16 +211,20 @@ void Controller::persist_replica(ReplicaRuntime &r) {
     if (!st) spdlog::error("replica {}: persisting: {}", r.record.id, st.error().describe());
 }
 
-void Controller::set_state(ServiceRuntime &s, ServiceState to) {
+bool Controller::transition(ServiceRuntime &s, ServiceState to) {
     ServiceState from = s.record.state;
-    if (from == to) return;
+    if (from == to) return false;
     if (!transition_allowed(from, to)) {
         metrics_.counter("wisp_internal_errors_total", "").inc();
         spdlog::error("service {}: illegal transition {} -> {} (a bug; applying it anyway)",
                       s.record.spec.name, to_string(from), to_string(to));
     }
     s.record.state = to;
-    persist_state(s);
+    return true;
+}
+
+void Controller::set_state(ServiceRuntime &s, ServiceState to) {
+    if (transition(s, to)) persist_state(s);
 }
 
 void Controller::sync_dataplane(ServiceRuntime &s) {
@@ -496,15 +500,15 @@ Result<Controller::ReplicaRuntime *> Controller::new_replica(ServiceRuntime &s,
     auto id = store_.insert_replica(rec);
     if (!id) return std::move(id).error();
     rec.id = *id;
+    // The MAC follows from the id; it is persisted with the monitor's identity
+    // after launch (one commit less before the monitor starts).
     rec.guest_mac = MacAddress::for_replica(rec.id).to_string();
     replica_owner_[rec.id] = s.record.id;
     auto &rt = s.replicas[rec.id];
     rt.record = rec;
     rt.launched_ns = ports_.scheduler.now_ns();
-    persist_replica(rt);
     if (auto st = make_dirs(config_.layout.service_logs(s.record.spec.name)); !st)
         spdlog::warn("{}", st.error().describe());
-    prune_console_logs(s);
     return &rt;
 }
 
@@ -527,7 +531,9 @@ Status Controller::launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchR
     if (!handle) return std::move(handle).error();
     rt.record.monitor_pid = handle->pid;
     rt.record.control_socket = handle->control_socket;
+    // The monitor is restoring in parallel from here on.
     persist_replica(rt);
+    prune_console_logs(s);
     return {};
 }
 
@@ -653,12 +659,13 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r) {
     r.record.state = ReplicaState::kReady;
     r.record.ready_ms = ports_.scheduler.wall_ms();
     r.ready_ns = now;
-    persist_replica(r);
 
     // Order matters: the replica is READY in the maps before the service flips, and
-    // both before the replay, so the client's next packets take the fast path.
+    // both before the replay, so the client's next packets take the fast path. The
+    // store is written after the replay: disk commits stay off the wake path.
     publish_replicas(s);
-    if (s.record.state == ServiceState::kWaking) set_state(s, ServiceState::kRunning);
+    bool woke = s.record.state == ServiceState::kWaking;
+    if (woke) transition(s, ServiceState::kRunning);
     sync_dataplane(s);
 
     uint64_t first_ns = s.wake.first_captured_ns();
@@ -672,6 +679,8 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r) {
         else spdlog::warn("replica {}: replaying {} frames: {} (clients will retransmit)",
                           r.record.id, bytes.size(), st.error().describe());
     }
+    persist_replica(r);
+    if (woke) persist_state(s);
     restore_latency_.observe(ns_to_s(now - r.launched_ns));
     std::string latency;
     if (first_ns && now >= first_ns) {

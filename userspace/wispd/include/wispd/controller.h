@@ -118,6 +118,9 @@ private:
     ReplicaRuntime *find_replica(ReplicaId id, ServiceRuntime **owner);
     ServiceView view_of(const ServiceRuntime &s) const;
 
+    // Changes the state in memory (checked against the transition table); returns
+    // whether it changed. set_state() also persists it.
+    bool transition(ServiceRuntime &s, ServiceState to);
     void set_state(ServiceRuntime &s, ServiceState to);
     void sync_dataplane(ServiceRuntime &s);
     void publish_replicas(ServiceRuntime &s);
