@@ -1,0 +1,180 @@
+// The lifecycle controller: turns API requests, data-plane wake events, monitor
+// events and timers into calls on the ports (ports.h), and keeps the store in step.
+//
+//   create  -> CREATING -> boot image (BOOTING) -> guest `ready` -> golden snapshot
+//              (SNAPSHOTTING) -> STANDBY (data plane: ZERO)
+//   WAKE    -> WAKING: one restore in flight per service, later SYNs buffered
+//           -> monitor says running -> replica READY in the maps -> replay the
+//              buffered SYNs into its tap -> RUNNING
+//   idle    -> replica out of the selection; the last one takes the service to
+//              DRAINING (ZERO in the maps) -> stop, or stateful snapshot then stop
+//              -> STANDBY
+//   failure -> FAILED with the reason; exponential backoff; crash loops flagged
+//
+// Single-threaded: every method runs on the loop thread. No kernel calls: those
+// are behind the ports, so tests drive it with fakes and a manual clock.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "wisp/result.h"
+#include "wispd/layout.h"
+#include "wispd/lifecycle.h"
+#include "wispd/metrics.h"
+#include "wispd/ports.h"
+#include "wispd/store.h"
+
+namespace wisp::wispd {
+
+struct ControllerConfig {
+    Layout layout;
+    uint64_t golden_boot_timeout_ms = 60'000;  // boot -> guest `ready`
+    uint64_t restore_timeout_ms = 10'000;      // restore -> running
+    uint64_t snapshot_timeout_ms = 60'000;
+    uint64_t stop_timeout_ms = 10'000;         // backstop; the pool kills stuck monitors
+    // A replica that dies within this long after READY counts towards a crash loop;
+    // one that stays up this long clears the failure count.
+    uint64_t healthy_after_ms = 10'000;
+    Backoff::Policy backoff;
+    size_t console_logs_kept = 20;  // per service
+};
+
+struct Ports {
+    DataPlane &dataplane;
+    MonitorPool &monitors;
+    TapFactory &taps;
+    FrameInjector &injector;
+    Scheduler &scheduler;
+};
+
+// What the API shows about one service.
+struct ServiceView {
+    ServiceRecord record;
+    std::vector<ReplicaRecord> replicas;
+    std::vector<SnapshotRecord> snapshots;
+    size_t buffered_frames = 0;
+    uint64_t dropped_frames = 0;
+    bool restore_in_flight = false;
+    uint64_t wakes = 0;
+    double last_wake_latency_ms = -1;  // -1: no wake yet
+};
+
+class Controller final : public MonitorEventSink {
+public:
+    Controller(Store &store, Ports ports, MetricsRegistry &metrics, ControllerConfig config);
+    ~Controller() override;
+    Controller(const Controller &) = delete;
+    Controller &operator=(const Controller &) = delete;
+
+    // Start-up reconciliation: loads the store, re-adopts live monitors through the
+    // pool, forgets dead replicas, brings the data plane in line with the store and
+    // resumes what was interrupted (a service without a golden snapshot boots again).
+    Status recover();
+
+    // API operations. Errors carry "field: reason" for validation-type failures
+    // (EEXIST for a duplicate, ENOENT for an unknown service).
+    Result<ServiceRecord> create_service(const ServiceSpec &spec);
+    Status delete_service(const std::string &name);
+    Result<ServiceRecord> update_settings(const std::string &name, const ServiceSettings &s);
+
+    std::vector<ServiceView> services() const;
+    std::optional<ServiceView> service(const std::string &name) const;
+    // Replicas of every service, or of one (ENOENT if it does not exist).
+    Result<std::vector<ReplicaRecord>> replicas(std::optional<std::string> service) const;
+    const Layout &layout() const { return config_.layout; }
+
+    // Inputs.
+    void on_dataplane_event(const DpEvent &event);
+    void on_monitor_event(const MonitorEvent &event) override;
+
+private:
+    struct ReplicaRuntime {
+        ReplicaRecord record;
+        Scheduler::TimerId op_timer = 0;    // boot/restore/snapshot/stop deadline, or health
+        Scheduler::TimerId idle_timer = 0;
+        uint64_t launched_ns = 0;
+        uint64_t ready_ns = 0;
+    };
+    struct ServiceRuntime {
+        ServiceRecord record;
+        std::vector<SnapshotRecord> snapshots;
+        std::map<ReplicaId, ReplicaRuntime> replicas;
+        WakeBuffer wake;
+        Backoff backoff;
+        Scheduler::TimerId retry_timer = 0;
+        bool in_dataplane = false;
+        bool wake_pending = false;  // a wake arrived while draining or failed
+        uint64_t wakes = 0;
+        double last_wake_latency_ms = -1;
+    };
+
+    ServiceRuntime *find(ServiceId id);
+    ServiceRuntime *find(const std::string &name);
+    const ServiceRuntime *find(const std::string &name) const;
+    ReplicaRuntime *find_replica(ReplicaId id, ServiceRuntime **owner);
+    ServiceView view_of(const ServiceRuntime &s) const;
+
+    // Changes the state in memory (checked against the transition table); returns
+    // whether it changed. set_state() also persists it.
+    bool transition(ServiceRuntime &s, ServiceState to);
+    void set_state(ServiceRuntime &s, ServiceState to);
+    void sync_dataplane(ServiceRuntime &s);
+    void publish_replicas(ServiceRuntime &s);
+    void journal(const ServiceRuntime &s, std::optional<ReplicaId> replica, const char *kind,
+                 const std::string &message);
+
+    // Steps of the lifecycle.
+    void start_golden_boot(ServiceRuntime &s);
+    void start_restore(ServiceRuntime &s);
+    Result<ReplicaRuntime *> new_replica(ServiceRuntime &s, ReplicaState state, Tap &tap,
+                                         std::optional<SnapshotId> snapshot);
+    // Hands the replica to a monitor and records the monitor's identity.
+    Status launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchRequest::Mode mode,
+                          std::vector<std::string> snapshots, Tap tap);
+    void replica_ready(ServiceRuntime &s, ReplicaRuntime &r);
+    void check_idle(ServiceId sid, ReplicaId rid);
+    void drain_replica(ServiceRuntime &s, ReplicaRuntime &r);
+    void stop_replica(ServiceRuntime &s, ReplicaRuntime &r);
+    void forget_replica(ServiceRuntime &s, ReplicaId rid);
+    void replica_gone(ServiceRuntime &s, ReplicaId rid, const MonitorEvent &event);
+    void golden_written(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &event);
+    void stateful_written(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &event);
+    void after_replica_change(ServiceRuntime &s);
+    void fail(ServiceRuntime &s, const std::string &stage, const std::string &reason);
+    void retry(ServiceId sid);
+    void arm_op_timer(ServiceRuntime &s, ReplicaRuntime &r, uint64_t ms, const char *what);
+    void cancel_timers(ReplicaRuntime &r);
+    void persist_replica(ReplicaRuntime &r);
+    void persist_state(ServiceRuntime &s);
+    void prune_console_logs(const ServiceRuntime &s);
+
+    std::optional<SnapshotRecord> golden(const ServiceRuntime &s) const;
+    std::vector<std::string> restore_chain(const ServiceRuntime &s,
+                                           std::optional<SnapshotId> *from) const;
+    size_t ready_replicas(const ServiceRuntime &s) const;
+    bool restore_in_flight(const ServiceRuntime &s) const;
+
+    Store &store_;
+    Ports ports_;
+    MetricsRegistry &metrics_;
+    ControllerConfig config_;
+    std::map<ServiceId, ServiceRuntime> services_;
+    std::unordered_map<ReplicaId, ServiceId> replica_owner_;
+
+    // Metrics owned by the controller (stable references into the registry).
+    CounterFamily &wakes_;
+    Histogram &wake_latency_;
+    Histogram &restore_latency_;
+    CounterFamily &failures_;
+    Counter &frames_buffered_;
+    Counter &frames_dropped_;
+    Counter &frames_replayed_;
+    Counter &idle_stops_;
+    Counter &events_ignored_;
+};
+
+}  // namespace wisp::wispd

@@ -1,0 +1,62 @@
+#include "wispd/lifecycle.h"
+
+#include <algorithm>
+
+namespace wisp::wispd {
+
+bool transition_allowed(ServiceState from, ServiceState to) {
+    using S = ServiceState;
+    // Anything can fail (including a retry that fails at once); every other move
+    // follows the diagram.
+    if (to == S::kFailed) return true;
+    switch (from) {
+        case S::kCreating: return to == S::kBooting;
+        case S::kBooting: return to == S::kSnapshotting;
+        case S::kSnapshotting: return to == S::kStandby;
+        case S::kStandby: return to == S::kWaking;
+        case S::kWaking: return to == S::kRunning;
+        case S::kRunning: return to == S::kDraining || to == S::kStandby;
+        case S::kDraining: return to == S::kStandby;
+        case S::kFailed: return to == S::kCreating || to == S::kStandby;
+    }
+    return false;
+}
+
+uint64_t Backoff::delay_ms_after(uint32_t failures) const {
+    if (failures == 0) return 0;
+    uint64_t delay = policy_.base_ms;
+    for (uint32_t i = 1; i < failures && delay < policy_.cap_ms; ++i) delay *= 2;
+    return std::min(delay, policy_.cap_ms);
+}
+
+uint64_t Backoff::record_failure() {
+    ++failures_;
+    return delay_ms_after(failures_);
+}
+
+bool WakeBuffer::add(BufferedFrame frame) {
+    if (frames_.empty() && first_ns_ == 0) first_ns_ = frame.captured_ns;
+    if (frames_.size() >= kMaxFrames || bytes_ + frame.bytes.size() > kMaxBytes) {
+        ++dropped_;
+        return false;
+    }
+    bytes_ += frame.bytes.size();
+    frames_.push_back(std::move(frame));
+    return true;
+}
+
+std::vector<BufferedFrame> WakeBuffer::take() {
+    std::vector<BufferedFrame> out(std::make_move_iterator(frames_.begin()),
+                                   std::make_move_iterator(frames_.end()));
+    clear();
+    return out;
+}
+
+void WakeBuffer::clear() {
+    frames_.clear();
+    bytes_ = 0;
+    dropped_ = 0;
+    first_ns_ = 0;
+}
+
+}  // namespace wisp::wispd
