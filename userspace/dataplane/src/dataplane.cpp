@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -54,8 +55,18 @@ void log_library_line(const char *library, int level_warn, const char *fmt, va_l
         spdlog::debug("{}: {}", library, buf);
 }
 
+// Calls whose failures are expected and handled (libxdp probing for its dispatcher,
+// creating a clsact qdisc that already exists) make libbpf print warnings; inside
+// them those go to the debug level.
+std::atomic<int> g_expected_libbpf_failures{0};
+
+struct ExpectLibbpfFailures {
+    ExpectLibbpfFailures() { g_expected_libbpf_failures++; }
+    ~ExpectLibbpfFailures() { g_expected_libbpf_failures--; }
+};
+
 int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args) {
-    log_library_line("libbpf", level == LIBBPF_WARN, fmt, args);
+    log_library_line("libbpf", level == LIBBPF_WARN && g_expected_libbpf_failures == 0, fmt, args);
     return 0;
 }
 
@@ -367,6 +378,23 @@ int Dataplane::event_fd() const { return ring_buffer__epoll_fd(impl_->ring.get()
 
 // --- attachments ---------------------------------------------------------------
 
+namespace {
+
+void log_attachment(uint32_t ifindex, XdpMode mode) {
+    std::unique_ptr<xdp_multiprog, MultiprogCloser> mp(xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
+    bool legacy = true;
+    if (libxdp_get_error(mp.get()))
+        mp.release();
+    else if (mp)
+        legacy = xdp_multiprog__is_legacy(mp.get());
+    spdlog::info("data plane: wisp_ingress attached to {} in {} mode, {}", ifname(ifindex),
+                 mode == XdpMode::native ? "native" : "generic",
+                 legacy ? "as the only program (libxdp's dispatcher is unavailable here)"
+                        : "through libxdp's dispatcher");
+}
+
+}  // namespace
+
 Result<XdpMode> Dataplane::attach_uplink(uint32_t ifindex, XdpMode mode) {
     const int ifx = static_cast<int>(ifindex);
     const int prog_fd = xdp_program_fd();
@@ -404,17 +432,22 @@ Result<XdpMode> Dataplane::attach_uplink(uint32_t ifindex, XdpMode mode) {
         prog.release();
         return libbpf_error(static_cast<int>(err), "libxdp handle for wisp_ingress");
     }
+    ExpectLibbpfFailures dispatcher_probe;
+    XdpMode attached_mode = XdpMode::generic;
+    int err = -EOPNOTSUPP;
     if (mode == XdpMode::native) {
-        int err = xdp_program__attach(prog.get(), ifx, XDP_MODE_NATIVE, 0);
-        if (err == 0) return XdpMode::native;
-        if (err != -EOPNOTSUPP)
+        err = xdp_program__attach(prog.get(), ifx, XDP_MODE_NATIVE, 0);
+        if (err == 0) attached_mode = XdpMode::native;
+        else if (err != -EOPNOTSUPP)
             return libbpf_error(err, "attach wisp_ingress (native XDP) to " + ifname(ifindex));
-        spdlog::warn("data plane: {} has no native XDP; using generic (skb) mode, which is slower",
-                     ifname(ifindex));
+        else
+            spdlog::warn("data plane: {} has no native XDP; using generic (skb) mode, which is slower",
+                         ifname(ifindex));
     }
-    if (int err = xdp_program__attach(prog.get(), ifx, XDP_MODE_SKB, 0))
+    if (err != 0 && (err = xdp_program__attach(prog.get(), ifx, XDP_MODE_SKB, 0)))
         return libbpf_error(err, "attach wisp_ingress (generic XDP) to " + ifname(ifindex));
-    return XdpMode::generic;
+    log_attachment(ifindex, attached_mode);
+    return attached_mode;
 }
 
 Status Dataplane::detach_uplink(uint32_t ifindex) {
@@ -445,7 +478,11 @@ Status Dataplane::detach_uplink(uint32_t ifindex) {
 
 Status Dataplane::attach_tap(uint32_t ifindex) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_INGRESS);
-    int err = bpf_tc_hook_create(&hook);
+    int err;
+    {
+        ExpectLibbpfFailures qdisc_may_exist;
+        err = bpf_tc_hook_create(&hook);
+    }
     if (err && err != -EEXIST) return libbpf_error(err, "clsact qdisc on " + ifname(ifindex));
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = tap_program_fd(), .flags = BPF_TC_F_REPLACE,
                 .handle = kTcHandle, .priority = kTcPriority);
