@@ -153,6 +153,20 @@ struct wisp_tap {
     __u32 replica_id;
 };
 
+/* wisp_flow_cache value (per CPU; private to the data plane, userspace only sizes
+ * it): a direct-mapped copy of recently used wisp_flows entries. */
+struct wisp_flow_cache_entry {
+    struct wisp_flow_key key;
+    struct wisp_flow flow;
+};
+
+/* wisp_clock value (per CPU; private to the data plane): the coarse clock read at the
+ * start of the current jiffy, so a packet reads a counter instead of the clock. */
+struct wisp_clock_cache {
+    __u64 jiffies;
+    __u64 coarse_ns;
+};
+
 /* Ring-buffer record header (wisp_events); cap_len bytes of the frame follow it
  * directly, starting with its Ethernet header. */
 struct wisp_event {

@@ -26,6 +26,41 @@
 
 /* Bytes of a frame copied into a wake record; at most WISP_CAPTURE_MAX. */
 const volatile __u32 wisp_capture_limit = WISP_CAPTURE_MAX;
+/* wisp_flow_cache slots - 1 (the slot count is a power of two). */
+const volatile __u32 wisp_flow_cache_mask = 8191;
+
+/* CLOCK_MONOTONIC_COARSE for activity stamps, read from the clock once per jiffy and
+ * CPU. At most two ticks behind the precise clock. */
+static __always_inline __u64 activity_now(void) {
+    __u32 zero = 0;
+    struct wisp_clock_cache *c = bpf_map_lookup_elem(&wisp_clock, &zero);
+    __u64 jiffies = bpf_jiffies64();
+    if (!c) return bpf_ktime_get_coarse_ns();
+    if (c->jiffies != jiffies) {
+        c->jiffies = jiffies;
+        c->coarse_ns = bpf_ktime_get_coarse_ns();
+    }
+    return c->coarse_ns;
+}
+
+static __always_inline __u32 flow_cache_slot(const struct wisp_flow_key *k) {
+    const __u64 *w = (const __u64 *)k;
+    __u64 h = (w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4]) * 0x9e3779b97f4a7c15ULL;
+    return (__u32)(h >> 32) & wisp_flow_cache_mask;
+}
+
+static __always_inline int same_flow_key(const struct wisp_flow_key *a, const struct wisp_flow_key *b) {
+    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+static __always_inline void flow_cache_fill(struct wisp_flow_cache_entry *slot,
+                                            const struct wisp_flow_key *key,
+                                            const struct wisp_flow *flow) {
+    if (!slot) return;
+    __builtin_memcpy(&slot->key, key, sizeof(*key));
+    slot->flow = *flow;
+}
 
 static __always_inline void stat_inc(__u32 index) {
     __u64 *counter = bpf_map_lookup_elem(&wisp_stats, &index);
@@ -68,7 +103,7 @@ static __always_inline int forward_to_replica(struct xdp_md *ctx, const struct w
     if (s) {
         s->in_packets += 1;
         s->in_bytes += p->len;
-        s->last_in_ns = bpf_ktime_get_coarse_ns();
+        s->last_in_ns = activity_now();
     }
     stat_inc(WISP_STAT_FORWARDED);
     return bpf_redirect(ifindex, 0);
@@ -166,15 +201,27 @@ int wisp_ingress(struct xdp_md *ctx) {
         return XDP_PASS;
     }
 
-    /* Existing flow: straight to its replica, whatever the service state. */
+    /* Existing flow: straight to its replica, whatever the service state. The CPU's
+     * flow cache answers most lookups; wisp_flows is the authority behind it. */
     struct wisp_flow *flow = NULL;
+    struct wisp_flow_cache_entry *cached = NULL;
     if (pkt.fragment == WISP_FRAG_NONE) {
+        __u32 slot = flow_cache_slot(&pkt.key);
+        cached = bpf_map_lookup_elem(&wisp_flow_cache, &slot);
+        if (cached && same_flow_key(&cached->key, &pkt.key)) {
+            __u32 id = cached->flow.replica_id;
+            const struct wisp_replica *r = bpf_map_lookup_elem(&wisp_replicas, &id);
+            if (r && r->generation == cached->flow.generation && replica_keeps_flows(r))
+                return forward_to_replica(ctx, &pkt, id, r);
+        }
         flow = bpf_map_lookup_elem(&wisp_flows, &pkt.key);
         if (flow) {
             __u32 id = flow->replica_id;
             const struct wisp_replica *r = bpf_map_lookup_elem(&wisp_replicas, &id);
-            if (r && r->generation == flow->generation && replica_keeps_flows(r))
+            if (r && r->generation == flow->generation && replica_keeps_flows(r)) {
+                flow_cache_fill(cached, &pkt.key, flow);
                 return forward_to_replica(ctx, &pkt, id, r);
+            }
         }
     }
 
@@ -204,6 +251,7 @@ int wisp_ingress(struct xdp_md *ctx) {
         if (id != WISP_REPLICA_NONE && r) {
             struct wisp_flow assigned = {.replica_id = id, .generation = r->generation};
             bpf_map_update_elem(&wisp_flows, &pkt.key, &assigned, BPF_ANY);
+            flow_cache_fill(cached, &pkt.key, &assigned);
             stat_inc(flow ? WISP_STAT_REPICKED : WISP_STAT_NEW_FLOWS);
             struct wisp_replica_stats *s = bpf_map_lookup_elem(&wisp_rep_stats, &id);
             if (s) s->new_flows += 1;
@@ -280,7 +328,7 @@ int wisp_tap_in(struct __sk_buff *skb) {
     if (s) {
         s->out_packets += 1;
         s->out_bytes += skb->len;
-        s->last_out_ns = bpf_ktime_get_coarse_ns();
+        s->last_out_ns = activity_now();
     }
     stat_inc(WISP_STAT_TAP_FORWARDED);
     return bpf_redirect_neigh(r->egress_ifindex, NULL, 0, 0);

@@ -58,6 +58,29 @@ struct {
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } wisp_flows SEC(".maps");
 
+/* Flow cache: per CPU, direct-mapped, in front of wisp_flows (whose hash lookup is
+ * the most expensive step of forwarding). Key: slot = hash of the flow key masked by
+ * wisp_flow_cache_mask. Value: a flow key and its wisp_flows entry. Written by the
+ * XDP program only; entries are checked against the replica (state, generation) like
+ * wisp_flows entries, so a stale one is never trusted. Private to each loaded program
+ * instance: not pinned. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, struct wisp_flow_cache_entry);
+} wisp_flow_cache SEC(".maps");
+
+/* Clock cache: per CPU, one entry. Reading the clock costs more than the rest of the
+ * forwarding path on some virtual machines; jiffies cost nothing. Private: not
+ * pinned. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct wisp_clock_cache);
+} wisp_clock SEC(".maps");
+
 /* Taps. Key: tap ifindex. Value: the replica whose guest owns the tap.
  * Written by userspace; read by the TC program to know whose frames it sees. */
 struct {

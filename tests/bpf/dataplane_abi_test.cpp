@@ -68,6 +68,15 @@ TEST(DataplaneAbi, FlowKeyIsFortyAlignedBytesAndFlowValueEight) {
     EXPECT_FIELD(wisp_flow, generation, 4);
 }
 
+TEST(DataplaneAbi, PrivateCacheEntriesHaveFixedLayout) {
+    EXPECT_EQ(sizeof(wisp_flow_cache_entry), 48u);
+    EXPECT_FIELD(wisp_flow_cache_entry, key, 0);
+    EXPECT_FIELD(wisp_flow_cache_entry, flow, 40);
+    EXPECT_EQ(sizeof(wisp_clock_cache), 16u);
+    EXPECT_FIELD(wisp_clock_cache, jiffies, 0);
+    EXPECT_FIELD(wisp_clock_cache, coarse_ns, 8);
+}
+
 TEST(DataplaneAbi, EventRecordHeaderIsThirtyTwoBytesFollowedByTheFrame) {
     EXPECT_EQ(sizeof(wisp_event), 32u);
     EXPECT_FIELD(wisp_event, type, 0);

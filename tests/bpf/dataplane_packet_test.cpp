@@ -323,6 +323,27 @@ TEST_F(XdpIngress, KeepsFlowsOnTheirReplicaWhileReplicasComeAndGo) {
     if ((*flow)->replica_id == 2) EXPECT_EQ((*flow)->generation, g_old);
 }
 
+TEST(XdpFlowCache, FlowsSharingACacheSlotKeepTheirOwnReplicas) {
+    WISP_REQUIRE_BPF();
+    dataplane::Options o;
+    o.flow_cache_slots = 1;  // every flow competes for the same slot
+    DataplaneFixture f(o);
+    install_services(f.dp());
+    // Two flows the hash places on different replicas.
+    uint16_t a = 40000, b = 40001;
+    while (predicted(kClient, b, kWeb, {1, 2}) == predicted(kClient, a, kWeb, {1, 2})) b++;
+    std::map<uint16_t, uint32_t> placed;
+    for (uint16_t port : {a, b}) placed[port] = replica_of(run_xdp(f.dp(), syn(port)).output).value_or(0);
+    ASSERT_NE(placed[a], placed[b]);
+    // Alternating packets evict each other from the one slot; each keeps its replica.
+    for (int i = 0; i < 4; i++)
+        for (uint16_t port : {a, b}) {
+            auto r = run_xdp(f.dp(), ack(port));
+            EXPECT_EQ(r.verdict, XDP_REDIRECT);
+            EXPECT_EQ(replica_of(r.output), placed[port]) << "flow " << port << " took its neighbour's replica";
+        }
+}
+
 TEST_F(XdpIngress, FirstSynToAColdServiceWakesItAndLaterOnesAreBuffered) {
     uint64_t before = dataplane::monotonic_now_ns();
     run_table(dp(), Program::ingress, {

@@ -112,6 +112,9 @@ Status validate_options(const Options &o) {
         return invalid("capture_limit must be 64.." + std::to_string(WISP_CAPTURE_MAX));
     if (s.services == 0 || s.flows == 0 || s.taps == 0 || s.replicas < 2)
         return invalid("map sizes must be positive (replicas >= 2: id 0 is never used)");
+    if (o.flow_cache_slots == 0 || o.flow_cache_slots > (1u << 20) ||
+        (o.flow_cache_slots & (o.flow_cache_slots - 1)) != 0)
+        return invalid("flow_cache_slots must be a power of two up to 2^20");
     long page = sysconf(_SC_PAGESIZE);
     if (s.event_bytes < static_cast<uint32_t>(page) || (s.event_bytes & (s.event_bytes - 1)) != 0)
         return invalid("event_bytes must be a power of two and at least one page");
@@ -326,6 +329,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::open(const Options &options) {
 
     // 2. load-time settings and map sizes (existing pins keep theirs).
     skel->rodata->wisp_capture_limit = options.capture_limit;
+    skel->rodata->wisp_flow_cache_mask = options.flow_cache_slots - 1;
+    if (int err = bpf_map__set_max_entries(skel->maps.wisp_flow_cache, options.flow_cache_slots))
+        return libbpf_error(err, "size map wisp_flow_cache");
     MapSizes &sizes = impl->sizes;
     // The replica array and its counters are indexed alike: one size for both.
     const std::pair<bpf_map *, uint32_t *> sized[] = {

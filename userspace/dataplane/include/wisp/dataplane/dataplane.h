@@ -46,6 +46,8 @@ struct Options {
     std::string pin_root = WISP_DEFAULT_PIN_ROOT;
     MapSizes sizes;
     uint32_t capture_limit = WISP_CAPTURE_MAX;  // bytes of a frame kept in a wake record
+    // Per-CPU flow cache in front of the flow table (a power of two; 48 bytes each).
+    uint32_t flow_cache_slots = 8192;
 };
 
 enum class XdpMode { native, generic };
