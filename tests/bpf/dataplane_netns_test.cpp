@@ -357,6 +357,20 @@ TEST(DataplanePins, AttachingNextToAForeignXdpProgramIsRefused) {
     ASSERT_TRUE(theirs.dp().detach_uplink(t.host_ifindex).ok());
 }
 
+TEST(DataplanePins, PinsWithAnotherLayoutAreRefusedInsteadOfMisread) {
+    WISP_REQUIRE_BPF();
+    ScopedBpffsDir pins("dpabi");
+    // A services map as an incompatible version would have left it (other value size).
+    UniqueFd stale(bpf_map_create(BPF_MAP_TYPE_HASH, "wisp_services", sizeof(wisp_service_key), 64, 1024, nullptr));
+    ASSERT_TRUE(stale) << strerror(errno);
+    ASSERT_EQ(bpf_obj_pin(stale.get(), (pins.path() + "/wisp_services").c_str()), 0);
+    dataplane::Options options;
+    options.pin_root = pins.path();
+    auto dp = Dataplane::open(options);
+    ASSERT_FALSE(dp.ok());
+    EXPECT_NE(dp.error().message.find("incompatible"), std::string::npos) << dp.error().describe();
+}
+
 TEST(DataplanePins, BpftoolShowsTheMapsWithNamedFields) {
     WISP_REQUIRE_BPF();
     DataplaneFixture f;

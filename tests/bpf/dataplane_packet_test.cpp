@@ -5,6 +5,7 @@
 // order against one set of maps, so a row may depend on the rows before it.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "dataplane_test_support.h"
 #include "wisp/dataplane/selection.h"
+#include "wisp_flow.h"
 #include "wisp/test/capabilities.h"
 
 namespace wisp::test {
@@ -342,6 +344,44 @@ TEST(XdpFlowCache, FlowsSharingACacheSlotKeepTheirOwnReplicas) {
             EXPECT_EQ(r.verdict, XDP_REDIRECT);
             EXPECT_EQ(replica_of(r.output), placed[port]) << "flow " << port << " took its neighbour's replica";
         }
+}
+
+bool port_filter_has(dataplane::Dataplane &dp, uint8_t proto, uint16_t port) {
+    uint32_t word = wisp_port_word(proto, port);
+    uint64_t bits = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(dp.map_fd(dataplane::Map::ports), &word, &bits), 0);
+    return bits & wisp_port_bit(port);
+}
+
+TEST_F(XdpIngress, RemovedServiceTakesNewFlowsNoMoreAndItsFlowsEndWithTheirReplica) {
+    const Svc other{{ip("198.18.0.3"), 8080, Protocol::tcp}, 9};
+    add_replica(dp(), other, 8);
+    set_service(dp(), other, ServiceState::ready, {8});
+    auto to_other = [](uint16_t sport, uint8_t flags) {
+        return from_client(kClient, "198.18.0.3").tcp(sport, 8080, flags).build();
+    };
+    ASSERT_EQ(run_xdp(dp(), to_other(40000, kTcpSyn)).verdict, XDP_REDIRECT);
+    ASSERT_TRUE(dp().remove_service(kWeb.key).ok());
+    ASSERT_TRUE(dp().remove_service(other.key).ok());
+    run_table(dp(), Program::ingress, {
+        {"SYN to a removed service", syn(40000), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
+        {"new flow to another removed service", to_other(40001, kTcpSyn), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
+        {"existing flow of a removed service, replica still alive", to_other(40000, kTcpAck),
+         XDP_REDIRECT, to_guest(to_other(40000, kTcpAck), 8), {{{WISP_STAT_FORWARDED, 1}}, {}, 8u}},
+    });
+    ASSERT_TRUE(dp().remove_replica(8).ok());
+    run_table(dp(), Program::ingress, {
+        {"the same flow once its replica is gone", to_other(40000, kTcpAck), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
+    });
+    EXPECT_EQ(dp().remove_service(other.key).error().code, ENOENT);
+
+    // The port filter keeps TCP 8080 while the IPv6 service still listens there.
+    EXPECT_TRUE(port_filter_has(dp(), IPPROTO_TCP, 8080));
+    EXPECT_FALSE(port_filter_has(dp(), IPPROTO_UDP, 8080));
+    ASSERT_TRUE(dp().remove_service(kWeb6.key).ok());
+    EXPECT_FALSE(port_filter_has(dp(), IPPROTO_TCP, 8080));
+    EXPECT_TRUE(port_filter_has(dp(), IPPROTO_TCP, 9090));
+    EXPECT_TRUE(port_filter_has(dp(), IPPROTO_UDP, 5353));
 }
 
 TEST_F(XdpIngress, FirstSynToAColdServiceWakesItAndLaterOnesAreBuffered) {
