@@ -31,16 +31,6 @@
 namespace wisp::test {
 namespace {
 
-using dataplane::Dataplane;
-using dataplane::EventType;
-using dataplane::IpAddress;
-using dataplane::Mac;
-using dataplane::Protocol;
-using dataplane::Replica;
-using dataplane::ReplicaState;
-using dataplane::Service;
-using dataplane::ServiceKey;
-using dataplane::ServiceState;
 using Frame = std::vector<uint8_t>;
 
 const Mac kGuestMac = {0x02, 0x77, 0x73, 0x00, 0x00, 0x01};
@@ -342,6 +332,45 @@ TEST(DataplanePins, ForwardingOutlivesTheLoaderAndANewProcessKeepsTheSameMaps) {
     t.client_send(t.from_client().tcp(40002, 8080, kTcpSyn).build());
     EXPECT_FALSE(receive(t.tap.fd(), tcp_ports(40002, 8080), std::chrono::milliseconds(300)));
     ASSERT_TRUE(dp.unpin().ok());
+}
+
+// A bridge: an interface whose driver has no native XDP. Removed at the end.
+struct ScopedBridge {
+    std::string name = unique_name("dpbr");
+    ScopedBridge() {
+        must({"ip", "link", "add", name, "type", "bridge"});
+        must({"ip", "link", "set", name, "up"});
+    }
+    ~ScopedBridge() { run({"ip", "link", "del", name}, 30); }
+    uint32_t ifindex() const { return if_nametoindex(name.c_str()); }
+};
+
+TEST(DataplaneAttach, FallsBackToGenericXdpWhereTheDriverHasNoNativeXdp) {
+    WISP_REQUIRE_BPF();
+    WISP_REQUIRE_NETNS();
+    ScopedBridge bridge;
+    DataplaneFixture f;
+    auto mode = f.dp().attach_uplink(bridge.ifindex());
+    ASSERT_TRUE(mode.ok()) << mode.error().describe();
+    EXPECT_EQ(*mode, dataplane::XdpMode::generic);
+    ASSERT_TRUE(f.dp().detach_uplink(bridge.ifindex()).ok());
+}
+
+TEST(DataplaneAttach, GenericModeForwardsLikeNativeMode) {
+    WISP_REQUIRE_BPF();
+    WISP_REQUIRE_NETNS();
+    Topology t;
+    DataplaneFixture f;
+    auto mode = f.dp().attach_uplink(t.host_ifindex, dataplane::XdpMode::generic);
+    ASSERT_TRUE(mode.ok()) << mode.error().describe();
+    EXPECT_EQ(*mode, dataplane::XdpMode::generic);
+    serve(f.dp(), t, 7, 8080);
+    Frame syn = t.from_client().tcp(40000, 8080, kTcpSyn).build();
+    t.client_send(syn);
+    auto at_guest = receive(t.tap.fd(), tcp_ports(40000, 8080), kWait);
+    ASSERT_TRUE(at_guest) << "the SYN never reached the tap";
+    EXPECT_EQ(*at_guest, with_macs(syn, kGuestMac, t.tap_mac));
+    ASSERT_TRUE(f.dp().detach_uplink(t.host_ifindex).ok());
 }
 
 TEST(DataplanePins, AttachingNextToAForeignXdpProgramIsRefused) {

@@ -20,16 +20,6 @@
 namespace wisp::test {
 namespace {
 
-using dataplane::EventType;
-using dataplane::IpAddress;
-using dataplane::Mac;
-using dataplane::Protocol;
-using dataplane::Replica;
-using dataplane::ReplicaState;
-using dataplane::Service;
-using dataplane::ServiceKey;
-using dataplane::ServiceState;
-
 const MacBytes kUplinkMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 const MacBytes kRouterMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 const char *kVip = "198.18.0.1";

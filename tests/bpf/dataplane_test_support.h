@@ -15,6 +15,18 @@
 
 namespace wisp::test {
 
+// The data-plane vocabulary every test here speaks.
+using dataplane::Dataplane;
+using dataplane::EventType;
+using dataplane::IpAddress;
+using dataplane::Mac;
+using dataplane::Protocol;
+using dataplane::Replica;
+using dataplane::ReplicaState;
+using dataplane::Service;
+using dataplane::ServiceKey;
+using dataplane::ServiceState;
+
 struct RunResult {
     int verdict = -1;
     std::vector<uint8_t> output;
