@@ -49,7 +49,8 @@ static __always_inline __u32 flow_cache_slot(const struct wisp_flow_key *k) {
     return (__u32)(h >> 32) & wisp_flow_cache_mask;
 }
 
-static __always_inline int same_flow_key(const struct wisp_flow_key *a, const struct wisp_flow_key *b) {
+static __always_inline int same_flow_key(const struct wisp_flow_key *a,
+                                         const struct wisp_flow_key *b) {
     const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
     return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
@@ -162,8 +163,8 @@ static __always_inline int capture_frame(struct xdp_md *ctx, const struct wisp_p
  * wispd (the first one also starts the wake); everything else is dropped. */
 static __always_inline int handle_cold(struct xdp_md *ctx, const struct wisp_packet *p,
                                        struct wisp_service *svc, __u32 state) {
-    int new_flow = p->key.proto == IPPROTO_UDP ||
-                   (p->tcp_flags & (0x02 /* SYN */ | 0x10 /* ACK */)) == 0x02;
+    int new_flow =
+        p->key.proto == IPPROTO_UDP || (p->tcp_flags & (0x02 /* SYN */ | 0x10 /* ACK */)) == 0x02;
     if (!new_flow) {
         stat_inc(WISP_STAT_COLD_DROPPED);
         return XDP_DROP;
@@ -302,8 +303,7 @@ int wisp_tap_in(struct __sk_buff *skb) {
 
     /* Headers may sit outside the linear area of a tap skb: pull what parsing needs. */
     __u32 want = skb->len < 128 ? skb->len : 128;
-    if ((void *)(long)skb->data + want > (void *)(long)skb->data_end)
-        bpf_skb_pull_data(skb, want);
+    if ((void *)(long)skb->data + want > (void *)(long)skb->data_end) bpf_skb_pull_data(skb, want);
     void *data = (void *)(long)skb->data;
     void *end = (void *)(long)skb->data_end;
 

@@ -47,6 +47,8 @@ static inline __u32 wisp_port_word(__u8 proto, __u16 port) {
     return (proto == 17 /* IPPROTO_UDP */ ? WISP_PORT_WORDS_PER_PROTO : 0) + (port >> 6);
 }
 
-static inline __u64 wisp_port_bit(__u16 port) { return 1ULL << (port & 63); }
+static inline __u64 wisp_port_bit(__u16 port) {
+    return 1ULL << (port & 63);
+}
 
 #endif /* WISP_FLOW_H */

@@ -89,8 +89,8 @@ static __always_inline void wisp_store_v4_mapped(__u8 *out, __be32 addr) {
 
 /* IPv4 with options. Returns the IP protocol; *payload gets the bytes the header
  * says follow it. */
-static __always_inline int wisp_parse_iphdr(struct wisp_cursor *c, void *end,
-                                            struct wisp_packet *p, __u32 *payload) {
+static __always_inline int wisp_parse_iphdr(struct wisp_cursor *c, void *end, struct wisp_packet *p,
+                                            __u32 *payload) {
     struct iphdr *ip = c->pos;
     if ((void *)(ip + 1) > end) return -WISP_PARSE_MALFORMED;
     __u32 hdr_len = ip->ihl * 4;
@@ -144,8 +144,7 @@ static __always_inline int wisp_parse_ipv6hdr(struct wisp_cursor *c, void *end,
             c->pos = fh + 1;
             remaining -= sizeof(*fh);
             if (p->fragment == WISP_FRAG_LATER) break;
-        } else if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
-                   next == IPPROTO_DSTOPTS) {
+        } else if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
             struct {
                 __u8 nexthdr, len;
             } *eh = c->pos;

@@ -30,8 +30,9 @@ std::vector<wisp_flow_key> client_flows(size_t n) {
     std::vector<wisp_flow_key> keys;
     for (size_t i = 0; i < n; i++) {
         uint32_t addr = htonl(0xc6120000u | static_cast<uint32_t>(i / 1000 + 2));  // 198.18.x.x
-        keys.push_back(make_flow_key(IpAddress::from_ipv4(addr), static_cast<uint16_t>(10000 + i % 1000),
-                                     ip("198.19.0.1"), 8080, Protocol::tcp));
+        keys.push_back(make_flow_key(IpAddress::from_ipv4(addr),
+                                     static_cast<uint16_t>(10000 + i % 1000), ip("198.19.0.1"),
+                                     8080, Protocol::tcp));
     }
     return keys;
 }
@@ -39,7 +40,8 @@ std::vector<wisp_flow_key> client_flows(size_t n) {
 TEST(DataplaneTypes, Ipv4AddressesAreStoredIpv4MappedAndPrintedBack) {
     IpAddress a = ip("198.18.0.1");
     EXPECT_TRUE(a.is_ipv4());
-    const std::array<uint8_t, 16> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 1};
+    const std::array<uint8_t, 16> expected = {0, 0, 0,    0,    0,   0,  0, 0,
+                                              0, 0, 0xff, 0xff, 198, 18, 0, 1};
     EXPECT_EQ(a.bytes(), expected);
     EXPECT_EQ(a.to_string(), "198.18.0.1");
     EXPECT_EQ(ntohl(a.ipv4()), 0xc6120001u);
@@ -127,15 +129,21 @@ TEST(ReplicaSelection, RemovingAReplicaMovesOnlyItsFlows) {
     std::vector<uint32_t> before = {1, 2, 3, 4, 5}, after = {1, 2, 4, 5};
     for (auto &k : client_flows(20000)) {
         uint32_t a = pick_replica(k, before), b = pick_replica(k, after);
-        if (a != 3) EXPECT_EQ(a, b);
-        else EXPECT_NE(b, 3u);
+        if (a != 3)
+            EXPECT_EQ(a, b);
+        else
+            EXPECT_NE(b, 3u);
     }
 }
 
 TEST(ReplayFrames, GetTheGuestsMacsAndLoseTheirVlanTag) {
     using wisp::test::FrameBuilder;
     const Mac guest = {0x02, 0x77, 0x73, 0, 0, 1}, host = {0x02, 0x77, 0x73, 0xff, 0, 9};
-    auto tagged = FrameBuilder().vlan(42).ip("198.18.0.2", "198.18.0.1").tcp(40000, 8080, wisp::test::kTcpSyn).build();
+    auto tagged = FrameBuilder()
+                      .vlan(42)
+                      .ip("198.18.0.2", "198.18.0.1")
+                      .tcp(40000, 8080, wisp::test::kTcpSyn)
+                      .build();
     Event ev;
     ev.l3_offset = 18;
     ev.l3_proto = 0x0800;

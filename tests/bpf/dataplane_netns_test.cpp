@@ -70,16 +70,20 @@ std::optional<Frame> receive(int fd, const std::function<bool(const Frame &)> &w
     auto deadline = std::chrono::steady_clock::now() + wait;
     Frame buf(4096);
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return std::nullopt;
         pollfd p{fd, POLLIN, 0};
         if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
         sockaddr_ll from{};
         socklen_t len = sizeof from;
-        ssize_t n = recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&from), &len);
+        ssize_t n = recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT,
+                             reinterpret_cast<sockaddr *>(&from), &len);
         if (n < 0 && errno == ENOTSOCK) n = read(fd, buf.data(), buf.size());
         if (n <= 0) continue;
-        if (len >= sizeof from && from.sll_family == AF_PACKET && from.sll_pkttype == PACKET_OUTGOING) continue;
+        if (len >= sizeof from && from.sll_family == AF_PACKET &&
+            from.sll_pkttype == PACKET_OUTGOING)
+            continue;
         Frame f(buf.begin(), buf.begin() + n);
         if (want(f)) return f;
     }
@@ -130,7 +134,8 @@ struct Topology {
             addr.sll_family = AF_PACKET;
             addr.sll_protocol = htons(ETH_P_ALL);
             addr.sll_ifindex = static_cast<int>(ifindex);
-            if (!s || !ifindex || bind(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
+            if (!s || !ifindex ||
+                bind(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
                 error = "packet socket on " + veth.peer() + ": " + strerror(errno);
                 return;
             }
@@ -147,13 +152,23 @@ struct Topology {
         if (!error.empty()) throw std::runtime_error(error);
     }
 
-    FrameBuilder from_client() const { return std::move(FrameBuilder().macs(host_mac, client_mac).ip(client_ip, host_ip)); }
-    FrameBuilder from_guest() const { return std::move(FrameBuilder().macs(tap_mac, kGuestMac).ip(host_ip, client_ip)); }
+    FrameBuilder from_client() const {
+        return std::move(FrameBuilder().macs(host_mac, client_mac).ip(client_ip, host_ip));
+    }
+    FrameBuilder from_guest() const {
+        return std::move(FrameBuilder().macs(tap_mac, kGuestMac).ip(host_ip, client_ip));
+    }
 
-    void client_send(const Frame &f) const { ASSERT_EQ(write(client.get(), f.data(), f.size()), ssize_t(f.size())); }
-    void guest_send(const Frame &f) const { ASSERT_EQ(write(tap.fd(), f.data(), f.size()), ssize_t(f.size())); }
+    void client_send(const Frame &f) const {
+        ASSERT_EQ(write(client.get(), f.data(), f.size()), ssize_t(f.size()));
+    }
+    void guest_send(const Frame &f) const {
+        ASSERT_EQ(write(tap.fd(), f.data(), f.size()), ssize_t(f.size()));
+    }
 
-    ServiceKey service(uint16_t port) const { return {*IpAddress::parse(host_ip), port, Protocol::tcp}; }
+    ServiceKey service(uint16_t port) const {
+        return {*IpAddress::parse(host_ip), port, Protocol::tcp};
+    }
     Replica replica(uint32_t service_id, uint16_t port) const {
         Replica r;
         r.service_id = service_id;
@@ -195,7 +210,8 @@ TEST(DataplaneNetns, SynReachesTheReadyReplicasTapAndItsReplyReachesTheClient) {
     t.client_send(syn);
     auto at_guest = receive(t.tap.fd(), tcp_ports(40000, 8080), kWait);
     ASSERT_TRUE(at_guest) << "the SYN never reached the tap";
-    EXPECT_EQ(*at_guest, with_macs(syn, kGuestMac, t.tap_mac)) << "the guest must get the SYN with its own MACs";
+    EXPECT_EQ(*at_guest, with_macs(syn, kGuestMac, t.tap_mac))
+        << "the guest must get the SYN with its own MACs";
 
     Frame synack = t.from_guest().tcp(8080, 40000, kTcpSyn | kTcpAck).build();
     t.guest_send(synack);
@@ -211,7 +227,11 @@ TEST(DataplaneNetns, SynReachesTheReadyReplicasTapAndItsReplyReachesTheClient) {
     EXPECT_GE(c.out_packets, 1u);
 
     // A guest cannot send as someone else: nothing with a foreign source leaves.
-    Frame spoofed = FrameBuilder().macs(t.tap_mac, kGuestMac).ip("198.18.255.1", t.client_ip).tcp(8080, 40001, kTcpAck).build();
+    Frame spoofed = FrameBuilder()
+                        .macs(t.tap_mac, kGuestMac)
+                        .ip("198.18.255.1", t.client_ip)
+                        .tcp(8080, 40001, kTcpAck)
+                        .build();
     t.guest_send(spoofed);
     EXPECT_FALSE(receive(t.client.get(), tcp_ports(8080, 40001), std::chrono::milliseconds(300)));
     EXPECT_GE(statistics(f.dp())[WISP_STAT_SPOOFED], 1u);
@@ -274,23 +294,28 @@ TEST(DataplanePins, ForwardingOutlivesTheLoaderAndANewProcessKeepsTheSameMaps) {
         int rc = [&] {
             auto dp = Dataplane::open(options);
             if (!dp || (*dp)->reused_pins()) return 1;
-            if (!(*dp)->attach_uplink(t.host_ifindex).ok() || !(*dp)->attach_tap(tap).ok()) return 2;
+            if (!(*dp)->attach_uplink(t.host_ifindex).ok() || !(*dp)->attach_tap(tap).ok())
+                return 2;
             if (!(*dp)->set_replica(1, t.replica(7, 8080)).ok()) return 3;
-            if (!(*dp)->upsert_service(t.service(8080), Service{7, ServiceState::ready, {1}}).ok()) return 4;
+            if (!(*dp)->upsert_service(t.service(8080), Service{7, ServiceState::ready, {1}}).ok())
+                return 4;
             return 0;
         }();
         _exit(rc);
     }
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "loader failed, status " << status;
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "loader failed, status " << status;
 
     // Nobody holds the data plane now: it keeps forwarding both ways.
     Frame syn = t.from_client().tcp(40000, 8080, kTcpSyn).build();
     t.client_send(syn);
-    ASSERT_TRUE(receive(t.tap.fd(), tcp_ports(40000, 8080), kWait)) << "forwarding stopped with the loader";
+    ASSERT_TRUE(receive(t.tap.fd(), tcp_ports(40000, 8080), kWait))
+        << "forwarding stopped with the loader";
     t.guest_send(t.from_guest().tcp(8080, 40000, kTcpSyn | kTcpAck).build());
-    ASSERT_TRUE(receive(t.client.get(), tcp_ports(8080, 40000), kWait)) << "return path stopped with the loader";
+    ASSERT_TRUE(receive(t.client.get(), tcp_ports(8080, 40000), kWait))
+        << "return path stopped with the loader";
 
     // A new process re-opens the pins: same maps, same entries, same flow.
     auto reopened = Dataplane::open(options);
@@ -303,8 +328,8 @@ TEST(DataplanePins, ForwardingOutlivesTheLoaderAndANewProcessKeepsTheSameMaps) {
     EXPECT_EQ(svc->state, ServiceState::ready);
     EXPECT_EQ(svc->replicas, std::vector<uint32_t>{1});
     EXPECT_EQ(dp.lookup_replica(1)->tap_ifindex, tap);
-    auto flow = dp.lookup_flow(dataplane::make_flow_key(*IpAddress::parse(t.client_ip), 40000,
-                                                        *IpAddress::parse(t.host_ip), 8080, Protocol::tcp));
+    auto flow = dp.lookup_flow(dataplane::make_flow_key(
+        *IpAddress::parse(t.client_ip), 40000, *IpAddress::parse(t.host_ip), 8080, Protocol::tcp));
     ASSERT_TRUE(flow.ok() && flow->has_value()) << "the flow of the first SYN is gone";
     EXPECT_EQ((*flow)->replica_id, 1u);
     EXPECT_GE(statistics(dp)[WISP_STAT_FORWARDED], 1u);
@@ -323,7 +348,8 @@ TEST(DataplanePins, ForwardingOutlivesTheLoaderAndANewProcessKeepsTheSameMaps) {
     ASSERT_TRUE(mode.ok()) << mode.error().describe();
     ASSERT_TRUE(dp.attach_tap(tap).ok());
     t.client_send(t.from_client().tcp(40000, 8080, kTcpAck).payload(10).build());
-    EXPECT_TRUE(receive(t.tap.fd(), tcp_ports(40000, 8080), kWait)) << "forwarding broke across the program swap";
+    EXPECT_TRUE(receive(t.tap.fd(), tcp_ports(40000, 8080), kWait))
+        << "forwarding broke across the program swap";
 
     // Clean detach: the SYN now goes to the host stack instead of the tap.
     ASSERT_TRUE(dp.detach_uplink(t.host_ifindex).ok());
@@ -382,7 +408,8 @@ TEST(DataplanePins, AttachingNextToAForeignXdpProgramIsRefused) {
     auto refused = mine.dp().attach_uplink(t.host_ifindex);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, EEXIST);
-    EXPECT_EQ(mine.dp().detach_uplink(t.host_ifindex).error().code, ENOENT) << "must not detach a stranger";
+    EXPECT_EQ(mine.dp().detach_uplink(t.host_ifindex).error().code, ENOENT)
+        << "must not detach a stranger";
     ASSERT_TRUE(theirs.dp().detach_uplink(t.host_ifindex).ok());
 }
 
@@ -390,7 +417,8 @@ TEST(DataplanePins, PinsWithAnotherLayoutAreRefusedInsteadOfMisread) {
     WISP_REQUIRE_BPF();
     ScopedBpffsDir pins("dpabi");
     // A services map as an incompatible version would have left it (other value size).
-    UniqueFd stale(bpf_map_create(BPF_MAP_TYPE_HASH, "wisp_services", sizeof(wisp_service_key), 64, 1024, nullptr));
+    UniqueFd stale(bpf_map_create(BPF_MAP_TYPE_HASH, "wisp_services", sizeof(wisp_service_key), 64,
+                                  1024, nullptr));
     ASSERT_TRUE(stale) << strerror(errno);
     ASSERT_EQ(bpf_obj_pin(stale.get(), (pins.path() + "/wisp_services").c_str()), 0);
     dataplane::Options options;
@@ -428,7 +456,8 @@ TEST(DataplanePins, BpftoolShowsTheMapsWithNamedFields) {
     EXPECT_EQ(v["state"], WISP_SERVICE_READY);
     EXPECT_EQ(v["replicas"][0], 3);
 
-    dump = run({"bpftool", "-j", "map", "lookup", "pinned", f.pin_root() + "/wisp_replicas", "key", "3", "0", "0", "0"});
+    dump = run({"bpftool", "-j", "map", "lookup", "pinned", f.pin_root() + "/wisp_replicas", "key",
+                "3", "0", "0", "0"});
     ASSERT_EQ(dump.exit_code, 0) << dump.output;
     auto replica = nlohmann::json::parse(dump.output)["formatted"]["value"];
     EXPECT_EQ(replica["service_id"], 7);

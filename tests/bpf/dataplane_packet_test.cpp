@@ -14,8 +14,8 @@
 
 #include "dataplane_test_support.h"
 #include "wisp/dataplane/selection.h"
-#include "wisp_flow.h"
 #include "wisp/test/capabilities.h"
+#include "wisp_flow.h"
 
 namespace wisp::test {
 namespace {
@@ -28,24 +28,32 @@ const char *kClient = "198.18.0.2";
 const char *kClient6 = "2001:2::2";
 constexpr uint32_t kUplinkIfindex = 100;
 
-IpAddress ip(const char *text) { return *IpAddress::parse(text); }
+IpAddress ip(const char *text) {
+    return *IpAddress::parse(text);
+}
 
-Mac guest_mac(uint32_t replica) { return {0x02, 0x77, 0x73, 0x00, 0x00, static_cast<uint8_t>(replica)}; }
-Mac host_mac(uint32_t replica) { return {0x02, 0x77, 0x73, 0xff, 0x00, static_cast<uint8_t>(replica)}; }
-uint32_t tap_of(uint32_t replica) { return 1000 + replica; }
+Mac guest_mac(uint32_t replica) {
+    return {0x02, 0x77, 0x73, 0x00, 0x00, static_cast<uint8_t>(replica)};
+}
+Mac host_mac(uint32_t replica) {
+    return {0x02, 0x77, 0x73, 0xff, 0x00, static_cast<uint8_t>(replica)};
+}
+uint32_t tap_of(uint32_t replica) {
+    return 1000 + replica;
+}
 
 // The services every table starts from.
 struct Svc {
     ServiceKey key;
     uint32_t id;
 };
-const Svc kWeb{{ip(kVip), 8080, Protocol::tcp}, 1};        // READY, replicas 1, 2
-const Svc kCold{{ip(kVip), 9090, Protocol::tcp}, 2};       // ZERO
-const Svc kDns{{ip(kVip), 5353, Protocol::udp}, 3};        // ZERO, UDP
-const Svc kWeb6{{ip(kVip6), 8080, Protocol::tcp}, 4};      // READY, replica 3
-const Svc kDrain{{ip(kVip), 7070, Protocol::tcp}, 5};      // READY, replica 4 (tests drain it)
-const Svc kStats{{ip(kVip), 6000, Protocol::udp}, 6};      // READY, replica 5, UDP
-const Svc kColder{{ip(kVip), 9191, Protocol::tcp}, 7};     // ZERO
+const Svc kWeb{{ip(kVip), 8080, Protocol::tcp}, 1};     // READY, replicas 1, 2
+const Svc kCold{{ip(kVip), 9090, Protocol::tcp}, 2};    // ZERO
+const Svc kDns{{ip(kVip), 5353, Protocol::udp}, 3};     // ZERO, UDP
+const Svc kWeb6{{ip(kVip6), 8080, Protocol::tcp}, 4};   // READY, replica 3
+const Svc kDrain{{ip(kVip), 7070, Protocol::tcp}, 5};   // READY, replica 4 (tests drain it)
+const Svc kStats{{ip(kVip), 6000, Protocol::udp}, 6};   // READY, replica 5, UDP
+const Svc kColder{{ip(kVip), 9191, Protocol::tcp}, 7};  // ZERO
 
 Replica replica_for(const Svc &svc, uint32_t id, ReplicaState state = ReplicaState::ready) {
     Replica r;
@@ -113,8 +121,10 @@ std::optional<uint32_t> replica_of(const std::vector<uint8_t> &out) {
     return out[5];
 }
 
-uint32_t predicted(const char *client, uint16_t sport, const Svc &svc, std::vector<uint32_t> ready) {
-    auto key = dataplane::make_flow_key(ip(client), sport, svc.key.vip, svc.key.port, svc.key.protocol);
+uint32_t predicted(const char *client, uint16_t sport, const Svc &svc,
+                   std::vector<uint32_t> ready) {
+    auto key =
+        dataplane::make_flow_key(ip(client), sport, svc.key.vip, svc.key.port, svc.key.protocol);
     return dataplane::pick_replica(key, ready);
 }
 
@@ -143,7 +153,8 @@ void run_table(dataplane::Dataplane &dp, Program program, const std::vector<Pack
         std::optional<dataplane::ReplicaCounters> replica_before;
         if (row.effects.replica) replica_before = *dp.replica_counters(*row.effects.replica);
 
-        RunResult r = program == Program::ingress ? run_xdp(dp, row.input) : run_tap(dp, row.input, tap_ifindex);
+        RunResult r = program == Program::ingress ? run_xdp(dp, row.input)
+                                                  : run_tap(dp, row.input, tap_ifindex);
 
         EXPECT_EQ(r.verdict, row.verdict);
         EXPECT_EQ(r.output, row.output.value_or(row.input));
@@ -153,7 +164,8 @@ void run_table(dataplane::Dataplane &dp, Program program, const std::vector<Pack
             uint64_t expected = 0;
             for (auto [s, delta] : row.effects.stats)
                 if (s == stat) expected = delta;
-            EXPECT_EQ(after[stat] - before[stat], expected) << "statistic " << dataplane::stat_name(stat);
+            EXPECT_EQ(after[stat] - before[stat], expected)
+                << "statistic " << dataplane::stat_name(stat);
         }
         auto events = drain_events(dp);
         ASSERT_EQ(events.size(), row.effects.events.size());
@@ -164,14 +176,15 @@ void run_table(dataplane::Dataplane &dp, Program program, const std::vector<Pack
         }
         if (row.effects.replica) {
             auto c = *dp.replica_counters(*row.effects.replica);
-            EXPECT_EQ(c.in_packets - replica_before->in_packets, 1u) << "replica " << *row.effects.replica;
+            EXPECT_EQ(c.in_packets - replica_before->in_packets, 1u)
+                << "replica " << *row.effects.replica;
             EXPECT_EQ(c.in_bytes - replica_before->in_bytes, row.input.size());
         }
     }
 }
 
 class XdpIngress : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         WISP_REQUIRE_BPF();
         fixture_ = std::make_unique<DataplaneFixture>();
@@ -182,7 +195,9 @@ protected:
 };
 
 TEST_F(XdpIngress, PassesTrafficThatIsNotForAServiceUntouched) {
-    std::vector<uint8_t> qinq = FrameBuilder().macs(kUplinkMac, kRouterMac).vlan(7).ethertype(0x8100).payload(46).build();
+    std::vector<uint8_t> qinq =
+        FrameBuilder().macs(kUplinkMac, kRouterMac).vlan(7).ethertype(0x8100).payload(46).build();
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"ARP request for the host", FrameBuilder().macs(kUplinkMac, kRouterMac).ethertype(0x0806).payload(28).build(),
          XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
@@ -200,6 +215,7 @@ TEST_F(XdpIngress, PassesTrafficThatIsNotForAServiceUntouched) {
          {{{WISP_STAT_PASSED, 1}}}},
         {"double-tagged (QinQ) frame", qinq, XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
     });
+    // clang-format on
 }
 
 TEST_F(XdpIngress, ForwardsServiceTrafficToAReadyReplicaWithItsMacs) {
@@ -209,11 +225,18 @@ TEST_F(XdpIngress, ForwardsServiceTrafficToAReadyReplicaWithItsMacs) {
     auto padded = syn(40004);
     padded.resize(60, 0);  // Ethernet minimum frame: padding after the IP packet
     auto v6 = from_client(kClient6, kVip6).tcp(40000, 8080, kTcpSyn).build();
-    auto v6ext = from_client(kClient6, kVip6).ipv6_extension(0).ipv6_extension(60).tcp(40001, 8080, kTcpSyn).build();
+    auto v6ext = from_client(kClient6, kVip6)
+                     .ipv6_extension(0)
+                     .ipv6_extension(60)
+                     .tcp(40001, 8080, kTcpSyn)
+                     .build();
     auto udp = from_client().udp(41000, 6000).payload(64).build();
-    const std::pair<wisp_stat, uint64_t> fwd = {WISP_STAT_FORWARDED, 1}, fresh = {WISP_STAT_NEW_FLOWS, 1};
-    uint32_t r2 = predicted(kClient, 40002, kWeb, {1, 2}), r3 = predicted(kClient, 40003, kWeb, {1, 2}),
+    const std::pair<wisp_stat, uint64_t> fwd = {WISP_STAT_FORWARDED, 1},
+                                         fresh = {WISP_STAT_NEW_FLOWS, 1};
+    uint32_t r2 = predicted(kClient, 40002, kWeb, {1, 2}),
+             r3 = predicted(kClient, 40003, kWeb, {1, 2}),
              r4 = predicted(kClient, 40004, kWeb, {1, 2});
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"SYN to a READY service", syn(40001), XDP_REDIRECT, to_guest(syn(40001), r1), {{fwd, fresh}, {}, r1}},
         {"next packet of the same flow", ack(40001), XDP_REDIRECT, to_guest(ack(40001), r1), {{fwd}, {}, r1}},
@@ -224,6 +247,7 @@ TEST_F(XdpIngress, ForwardsServiceTrafficToAReadyReplicaWithItsMacs) {
         {"IPv6 SYN behind hop-by-hop and destination options", v6ext, XDP_REDIRECT, to_guest(v6ext, 3), {{fwd, fresh}, {}, 3u}},
         {"UDP datagram to a READY UDP service", udp, XDP_REDIRECT, to_guest(udp, 5), {{fwd, fresh}, {}, 5u}},
     });
+    // clang-format on
 }
 
 TEST_F(XdpIngress, StampsTheReplicasLastIngressActivity) {
@@ -276,7 +300,8 @@ TEST_F(XdpIngress, KeepsFlowsOnTheirReplicaWhileReplicasComeAndGo) {
     int would_move = 0;
     for (auto [port, id] : placed) {
         would_move += predicted(kClient, port, kWeb, {1, 2, 6}) != id;
-        EXPECT_EQ(replica_for_packet(ack(port)), id) << "flow " << port << " moved after a replica joined";
+        EXPECT_EQ(replica_for_packet(ack(port)), id)
+            << "flow " << port << " moved after a replica joined";
     }
     EXPECT_GT(would_move, 0) << "the scenario must include flows the hash would move";
 
@@ -325,14 +350,16 @@ TEST(XdpFlowCache, FlowsSharingACacheSlotKeepTheirOwnReplicas) {
     uint16_t a = 40000, b = 40001;
     while (predicted(kClient, b, kWeb, {1, 2}) == predicted(kClient, a, kWeb, {1, 2})) b++;
     std::map<uint16_t, uint32_t> placed;
-    for (uint16_t port : {a, b}) placed[port] = replica_of(run_xdp(f.dp(), syn(port)).output).value_or(0);
+    for (uint16_t port : {a, b})
+        placed[port] = replica_of(run_xdp(f.dp(), syn(port)).output).value_or(0);
     ASSERT_NE(placed[a], placed[b]);
     // Alternating packets evict each other from the one slot; each keeps its replica.
     for (int i = 0; i < 4; i++)
         for (uint16_t port : {a, b}) {
             auto r = run_xdp(f.dp(), ack(port));
             EXPECT_EQ(r.verdict, XDP_REDIRECT);
-            EXPECT_EQ(replica_of(r.output), placed[port]) << "flow " << port << " took its neighbour's replica";
+            EXPECT_EQ(replica_of(r.output), placed[port])
+                << "flow " << port << " took its neighbour's replica";
         }
 }
 
@@ -353,16 +380,20 @@ TEST_F(XdpIngress, RemovedServiceTakesNewFlowsNoMoreAndItsFlowsEndWithTheirRepli
     ASSERT_EQ(run_xdp(dp(), to_other(40000, kTcpSyn)).verdict, XDP_REDIRECT);
     ASSERT_TRUE(dp().remove_service(kWeb.key).ok());
     ASSERT_TRUE(dp().remove_service(other.key).ok());
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"SYN to a removed service", syn(40000), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
         {"new flow to another removed service", to_other(40001, kTcpSyn), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
         {"existing flow of a removed service, replica still alive", to_other(40000, kTcpAck),
          XDP_REDIRECT, to_guest(to_other(40000, kTcpAck), 8), {{{WISP_STAT_FORWARDED, 1}}, {}, 8u}},
     });
+    // clang-format on
     ASSERT_TRUE(dp().remove_replica(8).ok());
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"the same flow once its replica is gone", to_other(40000, kTcpAck), XDP_PASS, {}, {{{WISP_STAT_PASSED, 1}}}},
     });
+    // clang-format on
     EXPECT_EQ(dp().remove_service(other.key).error().code, ENOENT);
 
     // The port filter keeps TCP 8080 while the IPv6 service still listens there.
@@ -376,6 +407,7 @@ TEST_F(XdpIngress, RemovedServiceTakesNewFlowsNoMoreAndItsFlowsEndWithTheirRepli
 
 TEST_F(XdpIngress, FirstSynToAColdServiceWakesItAndLaterOnesAreBuffered) {
     uint64_t before = dataplane::monotonic_now_ns();
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"first SYN to a service at zero", syn(40000, 9090), XDP_DROP, {},
          {{{WISP_STAT_WAKES, 1}}, {EventType::wake}}},
@@ -393,6 +425,7 @@ TEST_F(XdpIngress, FirstSynToAColdServiceWakesItAndLaterOnesAreBuffered) {
         {"next UDP datagram while waking", from_client().udp(5001, 5353).payload(1400).build(), XDP_DROP, {},
          {{{WISP_STAT_BUFFERED, 1}}, {EventType::buffered}}},
     });
+    // clang-format on
     EXPECT_EQ(dp().lookup_service(kCold.key)->state, ServiceState::waking);
     EXPECT_EQ(dp().lookup_service(kDns.key)->state, ServiceState::waking);
 
@@ -411,7 +444,8 @@ TEST_F(XdpIngress, FirstSynToAColdServiceWakesItAndLaterOnesAreBuffered) {
 TEST_F(XdpIngress, SynFloodFromTwoCpusProducesExactlyOneWake) {
     constexpr int kPerThread = 400;
     auto flood = [&](uint16_t base) {
-        for (int i = 0; i < kPerThread; i++) run_xdp(dp(), syn(static_cast<uint16_t>(base + i), 9090));
+        for (int i = 0; i < kPerThread; i++)
+            run_xdp(dp(), syn(static_cast<uint16_t>(base + i), 9090));
     };
     std::thread a(flood, 10000), b(flood, 20000);
     a.join();
@@ -421,7 +455,9 @@ TEST_F(XdpIngress, SynFloodFromTwoCpusProducesExactlyOneWake) {
     EXPECT_EQ(s[WISP_STAT_BUFFERED], 2u * kPerThread - 1);
     auto events = drain_events(dp());
     ASSERT_EQ(events.size(), 2u * kPerThread);
-    EXPECT_EQ(std::count_if(events.begin(), events.end(), [](auto &e) { return e.type == EventType::wake; }), 1);
+    EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                            [](auto &e) { return e.type == EventType::wake; }),
+              1);
     EXPECT_EQ(events[0].type, EventType::wake);
 }
 
@@ -429,17 +465,20 @@ TEST_F(XdpIngress, DrainingServicePassesNewFlowsAndKeepsItsExistingOnes) {
     auto first = run_xdp(dp(), syn(40000, 7070));
     ASSERT_EQ(first.verdict, XDP_REDIRECT);
     set_service(dp(), kDrain, ServiceState::draining, {4});
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"existing flow of a draining service", ack(40000, 7070), XDP_REDIRECT, to_guest(ack(40000, 7070), 4),
          {{{WISP_STAT_FORWARDED, 1}}, {}, 4u}},
         {"new flow to a draining service goes to the host stack", syn(40001, 7070), XDP_PASS, {},
          {{{WISP_STAT_DRAINING_PASSED, 1}}}},
     });
+    // clang-format on
 }
 
 TEST_F(XdpIngress, ReadyServiceWithOnlyDrainingReplicasWakesAnotherOne) {
     ASSERT_EQ(run_xdp(dp(), syn(40000, 7070)).verdict, XDP_REDIRECT);
     ASSERT_TRUE(dp().set_replica_state(4, ReplicaState::draining).ok());
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"existing flow stays on the draining replica", ack(40000, 7070), XDP_REDIRECT, to_guest(ack(40000, 7070), 4),
          {{{WISP_STAT_FORWARDED, 1}}, {}, 4u}},
@@ -448,10 +487,12 @@ TEST_F(XdpIngress, ReadyServiceWithOnlyDrainingReplicasWakesAnotherOne) {
         {"the next new flow is buffered", syn(40002, 7070), XDP_DROP, {},
          {{{WISP_STAT_BUFFERED, 1}}, {EventType::buffered}}},
     });
+    // clang-format on
     EXPECT_EQ(dp().lookup_service(kDrain.key)->state, ServiceState::waking);
 }
 
 TEST_F(XdpIngress, FirstFragmentsToAServiceAreDroppedAndLaterOnesPassed) {
+    // clang-format off
     run_table(dp(), Program::ingress, {
         {"first IPv4 fragment to a service", from_client().fragment(0, true).tcp(40000, 8080, kTcpSyn).build(), XDP_DROP, {},
          {{{WISP_STAT_FRAGMENTS, 1}}}},
@@ -462,23 +503,26 @@ TEST_F(XdpIngress, FirstFragmentsToAServiceAreDroppedAndLaterOnesPassed) {
         {"first IPv4 fragment to a host port", from_client().fragment(0, true).udp(5000, 4000).payload(64).build(), XDP_PASS,
          {}, {{{WISP_STAT_PASSED, 1}}}},
     });
+    // clang-format on
 }
 
 // A correct frame with some bytes overwritten and/or cut.
-std::vector<uint8_t> damaged(std::vector<uint8_t> f, std::vector<std::pair<size_t, uint8_t>> bytes, size_t cut = 0) {
+std::vector<uint8_t> damaged(std::vector<uint8_t> f, std::vector<std::pair<size_t, uint8_t>> bytes,
+                             size_t cut = 0) {
     for (auto [at, v] : bytes) f.at(at) = v;
     if (cut) f.resize(cut);
     return f;
 }
 
 TEST_F(XdpIngress, MalformedFramesArePassedUntouchedAndCounted) {
-    auto tcp4 = syn(40000);                                       // 14 + 20 + 20
-    auto udp4 = from_client().udp(40000, 6000).payload(8).build(); // 14 + 20 + 8 + 8
+    auto tcp4 = syn(40000);                                                      // 14 + 20 + 20
+    auto udp4 = from_client().udp(40000, 6000).payload(8).build();               // 14 + 20 + 8 + 8
     auto tcp6 = from_client(kClient6, kVip6).tcp(40000, 8080, kTcpSyn).build();  // 14 + 40 + 20
     auto ext6 = from_client(kClient6, kVip6).ipv6_extension(0).tcp(40000, 8080, kTcpSyn).build();
     auto tagged = from_client().vlan(5).tcp(40000, 8080, kTcpSyn).build();
     const size_t ip = 14, tcp = 34, ip6 = 14;
     // IPv4 total length is at ip+2; IPv6 payload length at ip6+4; UDP length at tcp+4.
+    // clang-format off
     std::vector<std::pair<std::string, std::vector<uint8_t>>> frames = {
         {"VLAN tag cut short", damaged(tagged, {}, 16)},
         {"IPv4 header cut short", damaged(tcp4, {}, ip + 12)},
@@ -501,9 +545,13 @@ TEST_F(XdpIngress, MalformedFramesArePassedUntouchedAndCounted) {
         {"IPv6 extension header cut short", damaged(ext6, {{ip6 + 4, 0}, {ip6 + 5, 1}}, ip6 + 41)},
         {"TCP header after IPv6 cut short", damaged(tcp6, {{ip6 + 4, 0}, {ip6 + 5, 12}}, ip6 + 52)},
     };
+    // clang-format on
     std::vector<PacketCase> rows;
-    for (auto &[what, frame] : frames) rows.push_back({what, frame, XDP_PASS, {}, {{{WISP_STAT_MALFORMED, 1}}}});
+    for (auto &[what, frame] : frames)
+        rows.push_back({what, frame, XDP_PASS, {}, {{{WISP_STAT_MALFORMED, 1}}}});
+    // clang-format off
     run_table(dp(), Program::ingress, rows);
+    // clang-format on
 }
 
 TEST(XdpCapture, FullRingBufferIsCountedAndTheLostWakeIsRetried) {
@@ -535,10 +583,12 @@ TEST(XdpCapture, FullRingBufferIsCountedAndTheLostWakeIsRetried) {
     EXPECT_EQ(queued[0].type, EventType::wake);
     for (auto &e : queued) EXPECT_EQ(e.service_id, kCold.id);
     // With room in the ring again, the next SYN wakes the service.
+    // clang-format off
     run_table(f.dp(), Program::ingress, {
         {"SYN to the same service once the ring has room", syn(40000, 9191), XDP_DROP, {},
          {{{WISP_STAT_WAKES, 1}}, {EventType::wake}}},
     });
+    // clang-format on
     EXPECT_EQ(f.dp().lookup_service(kColder.key)->state, ServiceState::waking);
 }
 
@@ -578,15 +628,19 @@ class TapReturnPath : public XdpIngress {};
 TEST_F(TapReturnPath, SendsTheGuestsRepliesOutOfTheUplinkAndStampsActivity) {
     auto synack = from_guest(1).tcp(8080, 40000, kTcpSyn | kTcpAck).build();
     uint64_t before = dataplane::monotonic_now_ns();
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"SYN-ACK from the guest's VIP and service port", synack, TC_ACT_REDIRECT, {}, {{{WISP_STAT_TAP_FORWARDED, 1}}}},
         {"ICMP from the guest", from_guest(1).icmp(3).payload(28).build(), TC_ACT_REDIRECT, {},
          {{{WISP_STAT_TAP_FORWARDED, 1}}}},
     }, tap_of(1));
+    // clang-format on
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"IPv6 reply", from_guest(3, kVip6, kClient6).tcp(8080, 40000, kTcpAck).build(), TC_ACT_REDIRECT, {},
          {{{WISP_STAT_TAP_FORWARDED, 1}}}},
     }, tap_of(3));
+    // clang-format on
     auto c = *dp().replica_counters(1);
     EXPECT_EQ(c.out_packets, 2u);
     EXPECT_GE(c.last_out_ns + 20'000'000, before);
@@ -597,6 +651,7 @@ TEST_F(TapReturnPath, SendsTheGuestsRepliesOutOfTheUplinkAndStampsActivity) {
 TEST_F(TapReturnPath, DropsFramesAGuestSendsFromSomeoneElsesAddress) {
     Mac other = {0x02, 0x77, 0x73, 0x00, 0x00, 0x99};
     const std::pair<wisp_stat, uint64_t> spoofed = {WISP_STAT_SPOOFED, 1};
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"source MAC not the guest's", FrameBuilder().macs(host_mac(1), other).ip(kVip, kClient).tcp(8080, 40000, kTcpAck).build(),
          TC_ACT_SHOT, {}, {{spoofed}}},
@@ -608,6 +663,7 @@ TEST_F(TapReturnPath, DropsFramesAGuestSendsFromSomeoneElsesAddress) {
         {"IPv6 from an IPv4 replica", from_guest(1, kVip6, kClient6).tcp(8080, 40000, kTcpAck).build(), TC_ACT_SHOT, {},
          {{spoofed}}},
     }, tap_of(1));
+    // clang-format on
     EXPECT_EQ(dp().replica_counters(1)->spoofed, 6u);
     EXPECT_EQ(dp().replica_counters(1)->out_packets, 0u);
 }
@@ -616,6 +672,7 @@ TEST_F(TapReturnPath, DropsArpNeighbourDiscoveryAndOtherNonReplyFrames) {
     Mac g = guest_mac(1);
     const std::pair<wisp_stat, uint64_t> dropped = {WISP_STAT_TAP_DROPPED, 1};
     auto v6guest = from_guest(3, kVip6, "ff02::1:ff00:2").icmp(135).payload(20).build();
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"ARP request", FrameBuilder().macs({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, g).ethertype(0x0806).payload(28).build(),
          TC_ACT_SHOT, {}, {{dropped}}},
@@ -630,20 +687,27 @@ TEST_F(TapReturnPath, DropsArpNeighbourDiscoveryAndOtherNonReplyFrames) {
         {"TCP data offset below 5", damaged(from_guest(1).tcp(8080, 40000, kTcpAck).build(), {{46, 0x30}}), TC_ACT_SHOT, {},
          {{{WISP_STAT_MALFORMED, 1}}}},
     }, tap_of(1));
+    // clang-format on
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"IPv6 neighbour solicitation (unicast MAC)", v6guest, TC_ACT_SHOT, {}, {{dropped}}},
     }, tap_of(3));
+    // clang-format on
 }
 
 TEST_F(TapReturnPath, DropsFramesOnTapsWithoutALiveReplica) {
     auto reply = from_guest(1).tcp(8080, 40000, kTcpAck).build();
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"tap unknown to the data plane", reply, TC_ACT_SHOT, {}, {{{WISP_STAT_TAP_UNKNOWN, 1}}}},
     }, 4242);
+    // clang-format on
     ASSERT_TRUE(dp().remove_replica(1).ok());
+    // clang-format off
     run_table(dp(), Program::tap, {
         {"tap of a removed replica", reply, TC_ACT_SHOT, {}, {{{WISP_STAT_TAP_UNKNOWN, 1}}}},
     }, tap_of(1));
+    // clang-format on
 }
 
 }  // namespace

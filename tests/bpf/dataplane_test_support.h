@@ -88,7 +88,7 @@ inline dataplane::Statistics statistics(dataplane::Dataplane &dp) {
 
 // A Dataplane on a fresh pin root that is removed at the end.
 class DataplaneFixture {
-public:
+  public:
     explicit DataplaneFixture(dataplane::Options options = {}) : pins_("dp") {
         options.pin_root = pins_.path() + "/wisp";
         auto dp = dataplane::Dataplane::open(options);
@@ -98,7 +98,7 @@ public:
     dataplane::Dataplane &dp() { return *dp_; }
     const std::string &pin_root() const { return dp_->pin_root(); }
 
-private:
+  private:
     ScopedBpffsDir pins_;
     std::unique_ptr<dataplane::Dataplane> dp_;
 };

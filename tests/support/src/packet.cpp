@@ -84,8 +84,10 @@ FrameBuilder &FrameBuilder::ipv6_extension(uint8_t type) {
     v6_ext_.push_back(type);
     return *this;
 }
-FrameBuilder &FrameBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags, size_t option_bytes) {
-    if (option_bytes % 4 || option_bytes > 40) throw std::invalid_argument("TCP options: multiple of 4");
+FrameBuilder &FrameBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags,
+                                size_t option_bytes) {
+    if (option_bytes % 4 || option_bytes > 40)
+        throw std::invalid_argument("TCP options: multiple of 4");
     l4_ = IPPROTO_TCP;
     sport_ = sport;
     dport_ = dport;
@@ -140,9 +142,9 @@ std::vector<uint8_t> FrameBuilder::build() const {
         put32(upper, (tcp_flags_ & kTcpAck) ? 0x55667788 : 0);
         upper.push_back(static_cast<uint8_t>((20 + tcp_options_) / 4 << 4));
         upper.push_back(tcp_flags_);
-        put16(upper, 65535);  // window
-        put16(upper, 0);      // checksum
-        put16(upper, 0);      // urgent
+        put16(upper, 65535);                            // window
+        put16(upper, 0);                                // checksum
+        put16(upper, 0);                                // urgent
         upper.insert(upper.end(), tcp_options_, 0x01);  // NOP options
     } else if (l4 == IPPROTO_UDP) {
         put16(upper, sport_);
@@ -158,7 +160,10 @@ std::vector<uint8_t> FrameBuilder::build() const {
     upper.insert(upper.end(), payload_, fill_);
 
     // Transport checksum over the pseudo header (not for later fragments).
-    size_t csum_at = l4 == IPPROTO_TCP ? 16 : (l4 == IPPROTO_UDP ? 6 : (l4 == IPPROTO_ICMPV6 || l4 == IPPROTO_ICMP) ? 2 : 0);
+    size_t csum_at = l4 == IPPROTO_TCP ? 16
+                                       : (l4 == IPPROTO_UDP                              ? 6
+                                          : (l4 == IPPROTO_ICMPV6 || l4 == IPPROTO_ICMP) ? 2
+                                                                                         : 0);
     if (csum_at && frag_offset_ == 0) {
         uint32_t sum = sum16(upper.data(), upper.size());
         if (l4 != IPPROTO_ICMP) {

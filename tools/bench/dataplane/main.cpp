@@ -32,7 +32,8 @@ using namespace wisp::dataplane;
 using wisp::test::FrameBuilder;
 using Frame = std::vector<uint8_t>;
 
-const wisp::test::MacBytes kUplinkMac = {0x02, 0, 0, 0, 0, 0x01}, kRouterMac = {0x02, 0, 0, 0, 0, 0x02};
+const wisp::test::MacBytes kUplinkMac = {0x02, 0, 0, 0, 0, 0x01},
+                           kRouterMac = {0x02, 0, 0, 0, 0, 0x02};
 const char *kVip = "198.18.0.1";
 
 [[noreturn]] void die(const std::string &what) {
@@ -55,10 +56,13 @@ double run_repeated(int prog, const Frame &frame, uint32_t repeat, int verdict) 
     Frame out(frame.size() + 64);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
                 .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(out.size()), .repeat = static_cast<int>(repeat));
-    if (int err = bpf_prog_test_run_opts(prog, &opts)) die("bpf_prog_test_run_opts: " + std::string(strerror(-err)));
+                .data_size_out = static_cast<uint32_t>(out.size()),
+                .repeat = static_cast<int>(repeat));
+    if (int err = bpf_prog_test_run_opts(prog, &opts))
+        die("bpf_prog_test_run_opts: " + std::string(strerror(-err)));
     if (static_cast<int>(opts.retval) != verdict)
-        die("unexpected verdict " + std::to_string(opts.retval) + " (wanted " + std::to_string(verdict) + ")");
+        die("unexpected verdict " + std::to_string(opts.retval) + " (wanted " +
+            std::to_string(verdict) + ")");
     return opts.duration;
 }
 
@@ -73,7 +77,11 @@ struct Row {
 };
 
 Frame syn(const char *src, uint16_t sport, uint16_t dport) {
-    return FrameBuilder().macs(kUplinkMac, kRouterMac).ip(src, kVip).tcp(sport, dport, wisp::test::kTcpSyn).build();
+    return FrameBuilder()
+        .macs(kUplinkMac, kRouterMac)
+        .ip(src, kVip)
+        .tcp(sport, dport, wisp::test::kTcpSyn)
+        .build();
 }
 
 Replica replica_for(uint32_t service_id, uint32_t id, uint16_t port) {
@@ -92,18 +100,22 @@ Replica replica_for(uint32_t service_id, uint32_t id, uint16_t port) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    CLI::App app{"wisp data plane: ns/packet through bpf_prog_test_run, next to a pass-only XDP program"};
+    CLI::App app{
+        "wisp data plane: ns/packet through bpf_prog_test_run, next to a pass-only XDP program"};
     int rounds = 7;
     uint32_t repeat = 1000000, flows = 100000;
-    app.add_option("--rounds", rounds, "rounds per case (the median is reported)")->check(CLI::Range(1, 100));
-    app.add_option("--repeat", repeat, "runs per kernel call")->check(CLI::Range(1000u, 100000000u));
+    app.add_option("--rounds", rounds, "rounds per case (the median is reported)")
+        ->check(CLI::Range(1, 100));
+    app.add_option("--repeat", repeat, "runs per kernel call")
+        ->check(CLI::Range(1000u, 100000000u));
     app.add_option("--flows", flows, "new flows per round and case (all stay in the flow table)")
         ->check(CLI::Range(1000u, 1000000u));
     CLI11_PARSE(app, argc, argv);
     if (geteuid() != 0) die("needs root (BPF)");
 
     // Set-up order: baselines and driver, data plane on a private pin root, services.
-    std::unique_ptr<wisp_bench, void (*)(wisp_bench *)> bench(wisp_bench__open_and_load(), wisp_bench__destroy);
+    std::unique_ptr<wisp_bench, void (*)(wisp_bench *)> bench(wisp_bench__open_and_load(),
+                                                              wisp_bench__destroy);
     if (!bench) die("load the benchmark programs");
     const int pass = bpf_program__fd(bench->progs.wisp_bench_pass);
     const int driver = bpf_program__fd(bench->progs.wisp_bench_flow);
@@ -119,19 +131,27 @@ int main(int argc, char **argv) {
     const IpAddress vip = *IpAddress::parse(kVip);
 
     // web: 2 READY replicas; wide: 16 READY replicas; cold: WAKING (every SYN buffered).
-    for (uint32_t id = 1; id <= 2; id++) must(dp->set_replica(id, replica_for(1, id, 8080)), "replica");
+    for (uint32_t id = 1; id <= 2; id++)
+        must(dp->set_replica(id, replica_for(1, id, 8080)), "replica");
     std::vector<uint32_t> wide_ids;
     for (uint32_t id = 10; id < 26; id++) {
         must(dp->set_replica(id, replica_for(2, id, 8081)), "replica");
         wide_ids.push_back(id);
     }
-    must(dp->upsert_service({vip, 8080, Protocol::tcp}, Service{1, ServiceState::ready, {1, 2}}), "service");
-    must(dp->upsert_service({vip, 8081, Protocol::tcp}, Service{2, ServiceState::ready, wide_ids}), "service");
-    must(dp->upsert_service({vip, 9090, Protocol::tcp}, Service{3, ServiceState::waking, {}}), "service");
+    must(dp->upsert_service({vip, 8080, Protocol::tcp}, Service{1, ServiceState::ready, {1, 2}}),
+         "service");
+    must(dp->upsert_service({vip, 8081, Protocol::tcp}, Service{2, ServiceState::ready, wide_ids}),
+         "service");
+    must(dp->upsert_service({vip, 9090, Protocol::tcp}, Service{3, ServiceState::waking, {}}),
+         "service");
 
     const Frame host_syn = syn("198.18.0.2", 40000, 22);
-    const Frame flow_ack = FrameBuilder().macs(kUplinkMac, kRouterMac).ip("198.18.0.2", kVip)
-                               .tcp(40000, 8080, wisp::test::kTcpAck).payload(64).build();
+    const Frame flow_ack = FrameBuilder()
+                               .macs(kUplinkMac, kRouterMac)
+                               .ip("198.18.0.2", kVip)
+                               .tcp(40000, 8080, wisp::test::kTcpAck)
+                               .payload(64)
+                               .build();
     run_repeated(prog, syn("198.18.0.2", 40000, 8080), 1, XDP_REDIRECT);  // creates the flow
     const Frame web_syn = syn("198.18.0.2", 1, 8080), wide_syn = syn("198.18.0.2", 1, 8081);
     const Frame cold_syn = syn("198.18.0.2", 40000, 9090);
@@ -168,17 +188,19 @@ int main(int argc, char **argv) {
     auto stats = must(dp->statistics(), "statistics");
     utsname un{};
     uname(&un);
-    std::printf("wisp data plane, ns per packet (bpf_prog_test_run, median of %d rounds)\n", rounds);
-    std::printf("kernel %s, %ld CPUs; %u runs per call, %u new flows per round and new-flow case\n\n",
-                un.release, sysconf(_SC_NPROCESSORS_ONLN), repeat, flows);
+    std::printf("wisp data plane, ns per packet (bpf_prog_test_run, median of %d rounds)\n",
+                rounds);
+    std::printf(
+        "kernel %s, %ld CPUs; %u runs per call, %u new flows per round and new-flow case\n\n",
+        un.release, sysconf(_SC_NPROCESSORS_ONLN), repeat, flows);
     std::printf("%-44s %12s %10s %8s\n", "case", "wisp_ingress", "pass-only", "ratio");
     for (const Row *row : {&pass_row, &fwd_row, &new2_row, &new16_row, &wake_row}) {
         double w = median(row->wisp), b = median(row->base);
         std::printf("%-44s %12.1f %10.1f %7.2fx\n", row->name.c_str(), w, b, w / b);
     }
     double fwd = median(fwd_row.wisp), fwd_ratio = fwd / median(fwd_row.base);
-    std::printf("\ngoal: forward <= 80 ns and <= 2x pass-only: %.1f ns, %.2fx -> %s\n", fwd, fwd_ratio,
-                fwd <= 80 && fwd_ratio <= 2 ? "met" : "NOT met");
+    std::printf("\ngoal: forward <= 80 ns and <= 2x pass-only: %.1f ns, %.2fx -> %s\n", fwd,
+                fwd_ratio, fwd <= 80 && fwd_ratio <= 2 ? "met" : "NOT met");
     std::printf("new flows: %llu, captures lost to a full ring: %llu (must be 0)\n",
                 static_cast<unsigned long long>(stats[WISP_STAT_NEW_FLOWS]),
                 static_cast<unsigned long long>(stats[WISP_STAT_RINGBUF_FULL]));

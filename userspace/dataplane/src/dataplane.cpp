@@ -36,7 +36,8 @@ constexpr uint32_t kTcPriority = 1;
 
 std::string ifname(uint32_t ifindex) {
     char buf[IF_NAMESIZE] = {};
-    if (if_indextoname(ifindex, buf)) return std::string(buf) + " (ifindex " + std::to_string(ifindex) + ")";
+    if (if_indextoname(ifindex, buf))
+        return std::string(buf) + " (ifindex " + std::to_string(ifindex) + ")";
     return "ifindex " + std::to_string(ifindex);
 }
 
@@ -92,7 +93,8 @@ Status make_pin_root(const std::string &path) {
     struct statfs fs {};
     if (statfs(path.c_str(), &fs) != 0) return errno_error("statfs " + path);
     if (fs.f_type != kBpfFsMagic)
-        return invalid("pin root " + path + " is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)");
+        return invalid("pin root " + path +
+                       " is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)");
     return {};
 }
 
@@ -199,14 +201,22 @@ struct Dataplane::Impl {
     bpf_map *map(Map m) const {
         auto &maps = skel->maps;
         switch (m) {
-            case Map::services: return maps.wisp_services;
-            case Map::replicas: return maps.wisp_replicas;
-            case Map::replica_stats: return maps.wisp_rep_stats;
-            case Map::flows: return maps.wisp_flows;
-            case Map::taps: return maps.wisp_taps;
-            case Map::ports: return maps.wisp_ports;
-            case Map::events: return maps.wisp_events;
-            case Map::stats: return maps.wisp_stats;
+            case Map::services:
+                return maps.wisp_services;
+            case Map::replicas:
+                return maps.wisp_replicas;
+            case Map::replica_stats:
+                return maps.wisp_rep_stats;
+            case Map::flows:
+                return maps.wisp_flows;
+            case Map::taps:
+                return maps.wisp_taps;
+            case Map::ports:
+                return maps.wisp_ports;
+            case Map::events:
+                return maps.wisp_events;
+            case Map::stats:
+                return maps.wisp_stats;
         }
         return nullptr;
     }
@@ -247,7 +257,8 @@ struct Dataplane::Impl {
         uint64_t bits = 0;
         if (bpf_map_lookup_elem(fd(Map::ports), &word, &bits) != 0)
             return errno_error("read port filter");
-        uint64_t updated = used ? bits | wisp_port_bit(port_host) : bits & ~wisp_port_bit(port_host);
+        uint64_t updated =
+            used ? bits | wisp_port_bit(port_host) : bits & ~wisp_port_bit(port_host);
         if (updated != bits && bpf_map_update_elem(fd(Map::ports), &word, &updated, BPF_ANY) != 0)
             return errno_error("write port filter");
         return {};
@@ -303,7 +314,8 @@ struct Dataplane::Impl {
         event.orig_len = hdr.orig_len;
         event.l3_offset = hdr.l3_offset;
         event.l3_proto = hdr.l3_proto;
-        event.frame = std::span<const uint8_t>(static_cast<const uint8_t *>(data) + sizeof hdr, hdr.cap_len);
+        event.frame =
+            std::span<const uint8_t>(static_cast<const uint8_t *>(data) + sizeof hdr, hdr.cap_len);
         if (self->handler) (*self->handler)(event);
         return 0;
     }
@@ -335,7 +347,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::open(const Options &options) {
     MapSizes &sizes = impl->sizes;
     // The replica array and its counters are indexed alike: one size for both.
     const std::pair<bpf_map *, uint32_t *> sized[] = {
-        {skel->maps.wisp_services, &sizes.services}, {skel->maps.wisp_replicas, &sizes.replicas},
+        {skel->maps.wisp_services, &sizes.services},  {skel->maps.wisp_replicas, &sizes.replicas},
         {skel->maps.wisp_rep_stats, &sizes.replicas}, {skel->maps.wisp_flows, &sizes.flows},
         {skel->maps.wisp_taps, &sizes.taps},          {skel->maps.wisp_events, &sizes.event_bytes},
     };
@@ -374,20 +386,35 @@ Result<std::unique_ptr<Dataplane>> Dataplane::open(const Options &options) {
     return std::unique_ptr<Dataplane>(new Dataplane(std::move(impl)));
 }
 
-const std::string &Dataplane::pin_root() const { return impl_->pin_root; }
-bool Dataplane::reused_pins() const { return impl_->reused; }
-const MapSizes &Dataplane::sizes() const { return impl_->sizes; }
-int Dataplane::map_fd(Map map) const { return impl_->fd(map); }
-int Dataplane::xdp_program_fd() const { return bpf_program__fd(impl_->skel->progs.wisp_ingress); }
-int Dataplane::tap_program_fd() const { return bpf_program__fd(impl_->skel->progs.wisp_tap_in); }
-int Dataplane::event_fd() const { return ring_buffer__epoll_fd(impl_->ring.get()); }
+const std::string &Dataplane::pin_root() const {
+    return impl_->pin_root;
+}
+bool Dataplane::reused_pins() const {
+    return impl_->reused;
+}
+const MapSizes &Dataplane::sizes() const {
+    return impl_->sizes;
+}
+int Dataplane::map_fd(Map map) const {
+    return impl_->fd(map);
+}
+int Dataplane::xdp_program_fd() const {
+    return bpf_program__fd(impl_->skel->progs.wisp_ingress);
+}
+int Dataplane::tap_program_fd() const {
+    return bpf_program__fd(impl_->skel->progs.wisp_tap_in);
+}
+int Dataplane::event_fd() const {
+    return ring_buffer__epoll_fd(impl_->ring.get());
+}
 
 // --- attachments ---------------------------------------------------------------
 
 namespace {
 
 void log_attachment(uint32_t ifindex, XdpMode mode) {
-    std::unique_ptr<xdp_multiprog, MultiprogCloser> mp(xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
+    std::unique_ptr<xdp_multiprog, MultiprogCloser> mp(
+        xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
     bool legacy = true;
     if (libxdp_get_error(mp.get()))
         mp.release();
@@ -429,7 +456,7 @@ Result<XdpMode> Dataplane::attach_uplink(uint32_t ifindex, XdpMode mode) {
              p = xdp_multiprog__next_prog(p, attached.get())) {
             if (impl_->is_our_ingress(xdp_program__fd(p)))
                 return xdp_multiprog__attach_mode(attached.get()) == XDP_MODE_SKB ? XdpMode::generic
-                                                                                   : XdpMode::native;
+                                                                                  : XdpMode::native;
         }
     }
 
@@ -443,12 +470,14 @@ Result<XdpMode> Dataplane::attach_uplink(uint32_t ifindex, XdpMode mode) {
     int err = -EOPNOTSUPP;
     if (mode == XdpMode::native) {
         err = xdp_program__attach(prog.get(), ifx, XDP_MODE_NATIVE, 0);
-        if (err == 0) attached_mode = XdpMode::native;
+        if (err == 0)
+            attached_mode = XdpMode::native;
         else if (err != -EOPNOTSUPP)
             return libbpf_error(err, "attach wisp_ingress (native XDP) to " + ifname(ifindex));
         else
-            spdlog::warn("data plane: {} has no native XDP; using generic (skb) mode, which is slower",
-                         ifname(ifindex));
+            spdlog::warn(
+                "data plane: {} has no native XDP; using generic (skb) mode, which is slower",
+                ifname(ifindex));
     }
     if (err != 0 && (err = xdp_program__attach(prog.get(), ifx, XDP_MODE_SKB, 0)))
         return libbpf_error(err, "attach wisp_ingress (generic XDP) to " + ifname(ifindex));
@@ -467,7 +496,8 @@ Status Dataplane::detach_uplink(uint32_t ifindex) {
     if (xdp_multiprog__is_legacy(attached.get())) {
         xdp_program *current = xdp_multiprog__main_prog(attached.get());
         if (!current || !impl_->is_our_ingress(xdp_program__fd(current)))
-            return Error{ENOENT, "the XDP program on " + ifname(ifindex) + " is not this data plane's"};
+            return Error{ENOENT,
+                         "the XDP program on " + ifname(ifindex) + " is not this data plane's"};
         if (int err = xdp_multiprog__detach(attached.get()))
             return libbpf_error(err, "detach wisp_ingress from " + ifname(ifindex));
         return {};
@@ -483,7 +513,8 @@ Status Dataplane::detach_uplink(uint32_t ifindex) {
 }
 
 Status Dataplane::attach_tap(uint32_t ifindex) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                .attach_point = BPF_TC_INGRESS);
     int err;
     {
         ExpectLibbpfFailures qdisc_may_exist;
@@ -498,7 +529,8 @@ Status Dataplane::attach_tap(uint32_t ifindex) {
 }
 
 Status Dataplane::detach_tap(uint32_t ifindex) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                .attach_point = BPF_TC_INGRESS);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
     if (int err = bpf_tc_detach(&hook, &opts))
         return libbpf_error(err, "detach wisp_tap_in from " + ifname(ifindex));
@@ -530,7 +562,8 @@ Status Dataplane::remove_service(const ServiceKey &key) {
     auto k = to_map_key(key);
     if (!k) return std::move(k).error();
     if (bpf_map_delete_elem(impl_->fd(Map::services), &*k) != 0)
-        return errno_error("remove service " + key.vip.to_string() + ":" + std::to_string(key.port));
+        return errno_error("remove service " + key.vip.to_string() + ":" +
+                           std::to_string(key.port));
     return impl_->refresh_port_bit(k->proto, key.port);
 }
 
@@ -574,7 +607,8 @@ Result<std::vector<std::pair<ServiceKey, Service>>> Dataplane::list_services() c
 // --- replicas ------------------------------------------------------------------
 
 Result<uint32_t> Dataplane::set_replica(uint32_t id, const Replica &replica) {
-    if (replica.state == ReplicaState::free) return invalid("use remove_replica() to free a replica");
+    if (replica.state == ReplicaState::free)
+        return invalid("use remove_replica() to free a replica");
     if (replica.tap_ifindex == 0 || replica.egress_ifindex == 0)
         return invalid("a replica needs a tap and an egress interface");
     if (replica.protocol != Protocol::tcp && replica.protocol != Protocol::udp)

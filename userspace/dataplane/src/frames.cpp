@@ -50,8 +50,9 @@ Result<std::vector<uint8_t>> replay_frame(std::span<const uint8_t> frame, uint16
 Result<std::vector<uint8_t>> replay_frame(const Event &event, const Mac &guest_mac,
                                           const Mac &host_mac) {
     if (event.truncated())
-        return Error{EMSGSIZE, "captured frame was truncated (" + std::to_string(event.frame.size()) +
-                                   " of " + std::to_string(event.orig_len) + " bytes)"};
+        return Error{EMSGSIZE, "captured frame was truncated (" +
+                                   std::to_string(event.frame.size()) + " of " +
+                                   std::to_string(event.orig_len) + " bytes)"};
     return replay_frame(event.frame, event.l3_offset, event.l3_proto, guest_mac, host_mac);
 }
 

@@ -23,7 +23,8 @@ int hex_digit(char c) {
 
 Result<Mac> parse_mac(std::string_view text) {
     Mac mac{};
-    if (text.size() != 17) return invalid("MAC address must look like 02:00:00:00:00:01: " + std::string(text));
+    if (text.size() != 17)
+        return invalid("MAC address must look like 02:00:00:00:00:01: " + std::string(text));
     for (size_t i = 0; i < mac.size(); i++) {
         int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
         if (hi < 0 || lo < 0 || (i < 5 && text[3 * i + 2] != ':'))
@@ -77,50 +78,76 @@ std::string IpAddress::to_string() const {
 
 const char *to_string(ServiceState state) {
     switch (state) {
-        case ServiceState::zero: return "zero";
-        case ServiceState::waking: return "waking";
-        case ServiceState::ready: return "ready";
-        case ServiceState::draining: return "draining";
+        case ServiceState::zero:
+            return "zero";
+        case ServiceState::waking:
+            return "waking";
+        case ServiceState::ready:
+            return "ready";
+        case ServiceState::draining:
+            return "draining";
     }
     return "unknown";
 }
 
 const char *to_string(ReplicaState state) {
     switch (state) {
-        case ReplicaState::free: return "free";
-        case ReplicaState::starting: return "starting";
-        case ReplicaState::ready: return "ready";
-        case ReplicaState::draining: return "draining";
+        case ReplicaState::free:
+            return "free";
+        case ReplicaState::starting:
+            return "starting";
+        case ReplicaState::ready:
+            return "ready";
+        case ReplicaState::draining:
+            return "draining";
     }
     return "unknown";
 }
 
 const char *to_string(EventType type) {
     switch (type) {
-        case EventType::wake: return "wake";
-        case EventType::buffered: return "buffered";
+        case EventType::wake:
+            return "wake";
+        case EventType::buffered:
+            return "buffered";
     }
     return "unknown";
 }
 
 const char *stat_name(wisp_stat stat) {
     switch (stat) {
-        case WISP_STAT_PASSED: return "passed";
-        case WISP_STAT_FORWARDED: return "forwarded";
-        case WISP_STAT_NEW_FLOWS: return "new_flows";
-        case WISP_STAT_REPICKED: return "repicked";
-        case WISP_STAT_WAKES: return "wakes";
-        case WISP_STAT_BUFFERED: return "buffered";
-        case WISP_STAT_COLD_DROPPED: return "cold_dropped";
-        case WISP_STAT_RINGBUF_FULL: return "ringbuf_full";
-        case WISP_STAT_MALFORMED: return "malformed";
-        case WISP_STAT_FRAGMENTS: return "fragments";
-        case WISP_STAT_DRAINING_PASSED: return "draining_passed";
-        case WISP_STAT_TAP_FORWARDED: return "tap_forwarded";
-        case WISP_STAT_SPOOFED: return "spoofed";
-        case WISP_STAT_TAP_DROPPED: return "tap_dropped";
-        case WISP_STAT_TAP_UNKNOWN: return "tap_unknown";
-        case WISP_STAT_MAX: break;
+        case WISP_STAT_PASSED:
+            return "passed";
+        case WISP_STAT_FORWARDED:
+            return "forwarded";
+        case WISP_STAT_NEW_FLOWS:
+            return "new_flows";
+        case WISP_STAT_REPICKED:
+            return "repicked";
+        case WISP_STAT_WAKES:
+            return "wakes";
+        case WISP_STAT_BUFFERED:
+            return "buffered";
+        case WISP_STAT_COLD_DROPPED:
+            return "cold_dropped";
+        case WISP_STAT_RINGBUF_FULL:
+            return "ringbuf_full";
+        case WISP_STAT_MALFORMED:
+            return "malformed";
+        case WISP_STAT_FRAGMENTS:
+            return "fragments";
+        case WISP_STAT_DRAINING_PASSED:
+            return "draining_passed";
+        case WISP_STAT_TAP_FORWARDED:
+            return "tap_forwarded";
+        case WISP_STAT_SPOOFED:
+            return "spoofed";
+        case WISP_STAT_TAP_DROPPED:
+            return "tap_dropped";
+        case WISP_STAT_TAP_UNKNOWN:
+            return "tap_unknown";
+        case WISP_STAT_MAX:
+            break;
     }
     return "unknown";
 }

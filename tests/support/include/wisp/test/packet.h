@@ -19,24 +19,25 @@ inline constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh
                          kTcpAck = 0x10;
 
 class FrameBuilder {
-public:
+  public:
     FrameBuilder &macs(const MacBytes &dst, const MacBytes &src);
     FrameBuilder &vlan(uint16_t tci);
     FrameBuilder &ethertype(uint16_t type);  // a non-IP frame (payload only)
     // Addresses as text; IPv4 ("198.18.0.1") or IPv6 ("2001:db8::1").
     FrameBuilder &ip(const std::string &src, const std::string &dst);
-    FrameBuilder &ip_options(size_t bytes);  // IPv4: NOP options, a multiple of 4
+    FrameBuilder &ip_options(size_t bytes);                    // IPv4: NOP options, a multiple of 4
     FrameBuilder &fragment(uint16_t offset_bytes, bool more);  // IPv4 fields / IPv6 header
-    FrameBuilder &ipv6_extension(uint8_t type);  // hop-by-hop (0), routing (43), dest opts (60): 8 bytes
+    FrameBuilder &ipv6_extension(
+        uint8_t type);  // hop-by-hop (0), routing (43), dest opts (60): 8 bytes
     FrameBuilder &tcp(uint16_t sport, uint16_t dport, uint8_t flags, size_t option_bytes = 0);
     FrameBuilder &udp(uint16_t sport, uint16_t dport);
-    FrameBuilder &icmp(uint8_t type);  // ICMP for IPv4, ICMPv6 for IPv6
+    FrameBuilder &icmp(uint8_t type);       // ICMP for IPv4, ICMPv6 for IPv6
     FrameBuilder &protocol(uint8_t proto);  // any other IP protocol (payload only)
     FrameBuilder &payload(size_t bytes, uint8_t fill = 0xab);
 
     std::vector<uint8_t> build() const;
 
-private:
+  private:
     MacBytes dst_{0x02, 0, 0, 0, 0, 0x01}, src_{0x02, 0, 0, 0, 0, 0x02};
     std::optional<uint16_t> vlan_;
     std::optional<uint16_t> ethertype_;

@@ -36,8 +36,8 @@ namespace wisp::dataplane {
 // Map sizes used when the maps are created; existing pins keep their own sizes.
 struct MapSizes {
     uint32_t services = 1024;
-    uint32_t replicas = 4096;      // replica ids are 1 .. replicas-1
-    uint32_t flows = 262144;       // LRU: idle flows are evicted beyond this
+    uint32_t replicas = 4096;  // replica ids are 1 .. replicas-1
+    uint32_t flows = 262144;   // LRU: idle flows are evicted beyond this
     uint32_t taps = 4096;
     uint32_t event_bytes = 1u << 20;  // ring buffer, a power of two >= page size
 };
@@ -58,7 +58,7 @@ enum class Map { services, replicas, replica_stats, flows, taps, ports, events, 
 using EventHandler = std::function<void(const Event &)>;
 
 class Dataplane {
-public:
+  public:
     // Loads the programs with their maps pinned under options.pin_root, creating the
     // directory and maps, or re-using the pins that are there.
     static Result<std::unique_ptr<Dataplane>> open(const Options &options = {});
@@ -130,7 +130,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     explicit Dataplane(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };

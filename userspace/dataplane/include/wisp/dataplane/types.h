@@ -24,7 +24,7 @@ std::string format_mac(const Mac &mac);
 // An IPv6 address, or an IPv4 address in its IPv4-mapped form (::ffff:a.b.c.d): the
 // data plane's one 16-byte address format.
 class IpAddress {
-public:
+  public:
     IpAddress() = default;  // ::
     explicit IpAddress(const std::array<uint8_t, 16> &bytes) : bytes_(bytes) {}
 
@@ -41,7 +41,7 @@ public:
 
     auto operator<=>(const IpAddress &) const = default;
 
-private:
+  private:
     std::array<uint8_t, 16> bytes_{};
 };
 
@@ -93,8 +93,8 @@ struct Replica {
     uint32_t tap_ifindex = 0;     // where frames for the guest go
     uint32_t egress_ifindex = 0;  // where the guest's replies leave (the uplink)
     Mac guest_mac{};
-    Mac host_mac{};  // source MAC of frames to the guest: its gateway (the tap's MAC)
-    IpAddress vip;   // the address the guest answers from
+    Mac host_mac{};     // source MAC of frames to the guest: its gateway (the tap's MAC)
+    IpAddress vip;      // the address the guest answers from
     uint16_t port = 0;  // host byte order
     Protocol protocol = Protocol::tcp;
     // Output only: set by Dataplane::set_replica, new for every new use of an id.
@@ -114,7 +114,9 @@ struct ReplicaCounters {
     uint64_t last_out_ns = 0;
     uint64_t spoofed = 0;
 
-    uint64_t last_activity_ns() const { return last_in_ns > last_out_ns ? last_in_ns : last_out_ns; }
+    uint64_t last_activity_ns() const {
+        return last_in_ns > last_out_ns ? last_in_ns : last_out_ns;
+    }
 };
 
 // The global counters, summed over CPUs, indexed by enum wisp_stat.
