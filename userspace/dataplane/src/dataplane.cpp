@@ -196,7 +196,6 @@ struct Dataplane::Impl {
     std::unique_ptr<wisp_dataplane, SkeletonDeleter> skel;
     std::unique_ptr<ring_buffer, RingDeleter> ring;
     const EventHandler *handler = nullptr;
-    uint64_t malformed_records = 0;
 
     bpf_map *map(Map m) const {
         auto &maps = skel->maps;
@@ -298,12 +297,12 @@ struct Dataplane::Impl {
         auto *self = static_cast<Impl *>(ctx);
         wisp_event hdr{};
         if (size < sizeof hdr) {
-            self->malformed_records++;
+            spdlog::warn("data plane: skipped a {}-byte ring-buffer record", size);
             return 0;
         }
         std::memcpy(&hdr, data, sizeof hdr);
         if (hdr.cap_len > size - sizeof hdr) {
-            self->malformed_records++;
+            spdlog::warn("data plane: skipped a record claiming {} of {} bytes", hdr.cap_len, size);
             return 0;
         }
         Event event;
