@@ -199,8 +199,10 @@ int main(int argc, char **argv) {
         std::printf("%-44s %12.1f %10.1f %7.2fx\n", row->name.c_str(), w, b, w / b);
     }
     double fwd = median(fwd_row.wisp), fwd_ratio = fwd / median(fwd_row.base);
-    std::printf("\ngoal: forward <= 80 ns and <= 2x pass-only: %.1f ns, %.2fx -> %s\n", fwd,
-                fwd_ratio, fwd <= 80 && fwd_ratio <= 2 ? "met" : "NOT met");
+    std::printf(
+        "\ngoal, forward on an existing flow: %.1f ns (<= 80 ns: %s), %.2fx pass-only (<= 2x: "
+        "%s)\n",
+        fwd, fwd <= 80 ? "met" : "NOT met", fwd_ratio, fwd_ratio <= 2 ? "met" : "NOT met");
     std::printf("new flows: %llu, captures lost to a full ring: %llu (must be 0)\n",
                 static_cast<unsigned long long>(stats[WISP_STAT_NEW_FLOWS]),
                 static_cast<unsigned long long>(stats[WISP_STAT_RINGBUF_FULL]));
