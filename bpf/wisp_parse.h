@@ -87,6 +87,11 @@ static __always_inline void wisp_store_v4_mapped(__u8 *out, __be32 addr) {
     w[3] = addr;
 }
 
+static __always_inline int wisp_is_v4_mapped(const struct in6_addr *a) {
+    return (a->in6_u.u6_addr32[0] | a->in6_u.u6_addr32[1]) == 0 &&
+           a->in6_u.u6_addr32[2] == bpf_htonl(0xffff);
+}
+
 /* IPv4 with options. Returns the IP protocol; *payload gets the bytes the header
  * says follow it. */
 static __always_inline int wisp_parse_iphdr(struct wisp_cursor *c, void *end, struct wisp_packet *p,
@@ -123,6 +128,10 @@ static __always_inline int wisp_parse_ipv6hdr(struct wisp_cursor *c, void *end,
     __u32 remaining = bpf_ntohs(ip6->payload_len);
     /* A payload length of 0 means a jumbogram, which XDP never sees whole. */
     if (remaining == 0 || (void *)(ip6 + 1) + remaining > end) return -WISP_PARSE_MALFORMED;
+    /* IPv4-mapped addresses never appear in IPv6 headers on the wire (RFC 4291); here
+     * they would alias the IPv4 services and replicas. */
+    if (wisp_is_v4_mapped(&ip6->saddr) || wisp_is_v4_mapped(&ip6->daddr))
+        return -WISP_PARSE_MALFORMED;
     __builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
     __builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
     c->pos = ip6 + 1;

@@ -275,6 +275,14 @@ TEST(DataplaneNetns, SynToAColdServiceArrivesInTheRingBufferIntactAndReplaysInto
     auto at_guest = receive(t.tap.fd(), tcp_ports(40000, 9090), kWait);
     ASSERT_TRUE(at_guest) << "the replayed SYN never reached the tap's reader";
     EXPECT_EQ(*at_guest, with_macs(syn, kGuestMac, t.tap_mac));
+
+    // Several buffered frames go in order through one call.
+    Frame second =
+        with_macs(t.from_client().tcp(40001, 9090, kTcpSyn).build(), kGuestMac, t.tap_mac);
+    std::vector<Frame> batch = {*replay, second};
+    ASSERT_TRUE(dataplane::inject_frames(static_cast<uint32_t>(t.tap.ifindex()), batch).ok());
+    EXPECT_TRUE(receive(t.tap.fd(), tcp_ports(40000, 9090), kWait));
+    EXPECT_TRUE(receive(t.tap.fd(), tcp_ports(40001, 9090), kWait));
     ASSERT_TRUE(f.dp().detach_uplink(t.host_ifindex).ok());
 }
 

@@ -544,6 +544,7 @@ TEST_F(XdpIngress, MalformedFramesArePassedUntouchedAndCounted) {
         {"IPv6 extension header longer than the payload", damaged(ext6, {{ip6 + 41, 9}})},
         {"IPv6 extension header cut short", damaged(ext6, {{ip6 + 4, 0}, {ip6 + 5, 1}}, ip6 + 41)},
         {"TCP header after IPv6 cut short", damaged(tcp6, {{ip6 + 4, 0}, {ip6 + 5, 12}}, ip6 + 52)},
+        {"IPv6 to the IPv4-mapped form of the VIP", from_client(kClient6, "::ffff:198.18.0.1").tcp(40000, 8080, kTcpSyn).build()},
     };
     // clang-format on
     std::vector<PacketCase> rows;
@@ -662,9 +663,11 @@ TEST_F(TapReturnPath, DropsFramesAGuestSendsFromSomeoneElsesAddress) {
         {"UDP from a TCP replica", from_guest(1).udp(8080, 40000).payload(8).build(), TC_ACT_SHOT, {}, {{spoofed}}},
         {"IPv6 from an IPv4 replica", from_guest(1, kVip6, kClient6).tcp(8080, 40000, kTcpAck).build(), TC_ACT_SHOT, {},
          {{spoofed}}},
+        {"IPv6 from the IPv4-mapped form of its VIP", from_guest(1, "::ffff:198.18.0.1", kClient6).tcp(8080, 40000, kTcpAck).build(),
+         TC_ACT_SHOT, {}, {{{WISP_STAT_MALFORMED, 1}}}},
     }, tap_of(1));
     // clang-format on
-    EXPECT_EQ(dp().replica_counters(1)->spoofed, 6u);
+    EXPECT_EQ(dp().replica_counters(1)->spoofed, 6u);  // the malformed one is not spoofing
     EXPECT_EQ(dp().replica_counters(1)->out_packets, 0u);
 }
 

@@ -13,21 +13,42 @@
 
 namespace wisp::dataplane {
 
-Status inject_frame(uint32_t ifindex, std::span<const uint8_t> frame) {
+namespace {
+
+Status send_frame(int sock, uint32_t ifindex, std::span<const uint8_t> frame) {
     if (frame.size() < ETH_HLEN) return invalid("frame shorter than an Ethernet header");
-    // Protocol 0: this socket only sends, it never receives a copy of traffic.
-    UniqueFd sock(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
-    if (!sock) return errno_error("AF_PACKET socket");
     sockaddr_ll addr{};
     addr.sll_family = AF_PACKET;
     addr.sll_ifindex = static_cast<int>(ifindex);
     addr.sll_halen = ETH_ALEN;
     std::memcpy(addr.sll_addr, frame.data(), ETH_ALEN);
-    ssize_t sent = sendto(sock.get(), frame.data(), frame.size(), 0,
+    ssize_t sent = sendto(sock, frame.data(), frame.size(), 0,
                           reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
     if (sent < 0) return errno_error("send frame on ifindex " + std::to_string(ifindex));
     if (static_cast<size_t>(sent) != frame.size())
         return Error{EIO, "short send on ifindex " + std::to_string(ifindex)};
+    return {};
+}
+
+// Protocol 0: the socket only sends, it never receives a copy of traffic.
+Result<UniqueFd> send_socket() {
+    UniqueFd sock(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+    if (!sock) return errno_error("AF_PACKET socket");
+    return sock;
+}
+
+}  // namespace
+
+Status inject_frame(uint32_t ifindex, std::span<const uint8_t> frame) {
+    auto sock = send_socket();
+    if (!sock) return std::move(sock).error();
+    return send_frame(sock->get(), ifindex, frame);
+}
+
+Status inject_frames(uint32_t ifindex, std::span<const std::vector<uint8_t>> frames) {
+    auto sock = send_socket();
+    if (!sock) return std::move(sock).error();
+    for (const auto &frame : frames) WISP_RETURN_IF_ERROR(send_frame(sock->get(), ifindex, frame));
     return {};
 }
 

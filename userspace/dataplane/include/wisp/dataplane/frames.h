@@ -15,6 +15,10 @@ namespace wisp::dataplane {
 // the data plane had redirected it there.
 Status inject_frame(uint32_t ifindex, std::span<const uint8_t> frame);
 
+// The same for several frames, in order, through one socket (a wake's buffered SYNs).
+// Stops at the first failure.
+Status inject_frames(uint32_t ifindex, std::span<const std::vector<uint8_t>> frames);
+
 // The frame to replay into a replica's tap for a captured one: the IP packet of
 // `frame` (which starts at `l3_offset`) behind a fresh Ethernet header from
 // `host_mac` to `guest_mac`, without any VLAN tag. Fails if the frame is too short.
