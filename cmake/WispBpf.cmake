@@ -32,7 +32,9 @@ function(wisp_bpf_object name)
   add_custom_command(
       OUTPUT ${obj} ${skel}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${outdir}
-      COMMAND ${WISP_BPF_CLANG} -O2 -g -target bpf -D__TARGET_ARCH_x86
+      # -mcpu=v3: 32-bit atomics (the data plane's compare-and-swap on a u32 state
+      # field) and jmp32/alu32, which also keep verifier state small.
+      COMMAND ${WISP_BPF_CLANG} -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
               -Wall -Werror -Wno-unused-function ${incs}
               -MD -MF ${raw}.d -c ${src} -o ${raw}
       COMMAND ${WISP_BPFTOOL} gen object ${obj} ${raw}
