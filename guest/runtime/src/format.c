@@ -160,8 +160,12 @@ static size_t fixed_digits(double v, int prec, int alt, char *buf, long *trailin
         scale_down++;
     }
     uint64_t ip = (uint64_t)v;
-    uint64_t frac = round_even((v - (double)ip) * (double)pow10_u64[exact]);
-    if (frac >= pow10_u64[exact]) {
+    uint64_t frac = 0;
+    if (exact == 0)
+        ip = round_even(v); /* a tie rounds the units digit to even */
+    else
+        frac = round_even((v - (double)ip) * (double)pow10_u64[exact]);
+    if (exact > 0 && frac >= pow10_u64[exact]) {
         frac -= pow10_u64[exact];
         ip++;
     }
