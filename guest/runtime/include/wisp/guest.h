@@ -21,6 +21,11 @@
 extern "C" {
 #endif
 
+/* The app's entry point, called by the runtime. Declared here with C linkage so a
+ * C++ app's `int main()` is found too (-ffreestanding makes main an ordinary,
+ * mangled function in C++). */
+int main(void);
+
 /* The boot-info page the monitor filled in (read-only). */
 const struct wisp_boot_info *wisp_boot_info(void);
 
