@@ -1,0 +1,110 @@
+// Control messages: encode/decode round trips and the exact-length rules.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+
+#include "wisp/vmm/control.h"
+
+using namespace wisp::vmm;
+using namespace wisp::vmm::control;
+
+TEST(ControlCodec, EveryEventRoundTrips) {
+    wisp_ctl_exited e{};
+    e.status = -3;
+    e.reason = WISP_EXIT_STACK_OVERFLOW;
+    e.rip = 0x100123;
+    std::snprintf(e.detail, sizeof e.detail, "stack overflow");
+    auto packet = encode(WISP_CTL_EV_EXITED, e);
+    EXPECT_EQ(packet.size(), sizeof(wisp_ctl_header) + sizeof e);
+    auto m = decode(packet);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    EXPECT_EQ(m->type, uint32_t{WISP_CTL_EV_EXITED});
+    auto back = payload_as<wisp_ctl_exited>(*m);
+    EXPECT_EQ(std::memcmp(&back, &e, sizeof e), 0);
+    for (uint32_t type : {WISP_CTL_EV_HELLO, WISP_CTL_EV_STARTED, WISP_CTL_EV_READY,
+                          WISP_CTL_EV_STATS, WISP_CTL_EV_STATE, WISP_CTL_EV_ERROR}) {
+        std::vector<uint8_t> payload(*payload_size(type), 0x5a);
+        auto d = decode(encode(type, payload));
+        ASSERT_TRUE(d.ok()) << type_name(type);
+        EXPECT_EQ(std::vector<uint8_t>(d->payload.begin(), d->payload.end()), payload);
+    }
+}
+
+TEST(ControlCodec, BootCommandRoundTripsThroughItsValidation) {
+    BootConfig c;
+    c.mem_size = 128ull << 20;
+    c.cmdline = "port=8080 name=hello";
+    c.identity.mac = {2, 1, 2, 3, 4, 5};
+    c.identity.gw_mac = {2, 9, 9, 9, 9, 9};
+    c.identity.ip = {198, 18, 1, 2};
+    c.identity.gw_ip = {198, 18, 1, 1};
+    c.identity.prefix_len = 24;
+    auto m = decode(encode(WISP_CTL_BOOT, make_boot(c, WISP_BOOT_HOLD_AT_READY, 4096)));
+    ASSERT_TRUE(m.ok());
+    auto r = decode_boot(payload_as<wisp_ctl_boot>(*m), 2);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->config.mem_size, c.mem_size);
+    EXPECT_EQ(r->config.cmdline, c.cmdline);
+    EXPECT_EQ(r->config.identity.mac, c.identity.mac);
+    EXPECT_EQ(r->config.identity.gw_mac, c.identity.gw_mac);
+    EXPECT_EQ(r->config.identity.ip, c.identity.ip);
+    EXPECT_EQ(r->config.identity.gw_ip, c.identity.gw_ip);
+    EXPECT_EQ(r->config.identity.prefix_len, 24);
+    EXPECT_EQ(r->flags, uint32_t{WISP_BOOT_HOLD_AT_READY});
+    EXPECT_EQ(r->console_limit, 4096u);
+}
+
+TEST(ControlCodec, TruncatedOversizedAndUnknownMessagesAreRejected) {
+    struct Case {
+        const char *what;
+        std::vector<uint8_t> packet;
+    };
+    auto mismatched = encode(WISP_CTL_STOP);
+    mismatched[4] = 1;
+    auto short_boot = encode(WISP_CTL_BOOT, std::vector<uint8_t>(sizeof(wisp_ctl_boot) - 1, 0));
+    auto long_boot = encode(WISP_CTL_BOOT, std::vector<uint8_t>(sizeof(wisp_ctl_boot) + 1, 0));
+    std::vector<Case> cases = {
+        {"empty", {}},
+        {"half a header", {1, 0, 0, 0}},
+        {"length field says 1, nothing follows", mismatched},
+        {"boot payload one byte short", short_boot},
+        {"boot payload one byte long", long_boot},
+        {"stop with a payload", encode(WISP_CTL_STOP, std::vector<uint8_t>{0})},
+        {"unknown type", encode(0x7777)},
+        {"type 0", encode(WISP_CTL_RESERVED)},
+        {"over the packet limit", std::vector<uint8_t>(WISP_CTL_MSG_MAX + 1, 0)},
+    };
+    for (const Case &c : cases) EXPECT_FALSE(decode(c.packet).ok()) << c.what;
+}
+
+TEST(ControlCodec, BootFieldsOutsideTheirRangesAreRejected) {
+    BootConfig good;
+    good.mem_size = 64ull << 20;
+    auto base = make_boot(good, 0);
+    ASSERT_TRUE(decode_boot(base, 2).ok());
+    struct Case {
+        const char *what;
+        std::function<void(wisp_ctl_boot &)> mutate;
+        size_t fds;
+    };
+    std::vector<Case> cases = {
+        {"memory too small", [](wisp_ctl_boot &b) { b.mem_size = 4ull << 20; }, 2},
+        {"memory too large", [](wisp_ctl_boot &b) { b.mem_size = 8ull << 30; }, 2},
+        {"memory not 2 MiB aligned", [](wisp_ctl_boot &b) { b.mem_size = (64ull << 20) + 4096; }, 2},
+        {"cmdline_len past the buffer", [](wisp_ctl_boot &b) { b.cmdline_len = 512; }, 2},
+        {"NUL inside the cmdline", [](wisp_ctl_boot &b) { b.cmdline_len = 4; }, 2},
+        {"unknown flag", [](wisp_ctl_boot &b) { b.flags = 0x80; }, 2},
+        {"ip family 5", [](wisp_ctl_boot &b) { b.ip_family = 5; }, 2},
+        {"prefix 33 for IPv4", [](wisp_ctl_boot &b) { b.prefix_len = 33; }, 2},
+        {"one fd", [](wisp_ctl_boot &) {}, 1},
+        {"three fds without the log flag", [](wisp_ctl_boot &) {}, 3},
+        {"log flag with two fds", [](wisp_ctl_boot &b) { b.flags = WISP_BOOT_LOG_FD; }, 2},
+    };
+    for (const Case &c : cases) {
+        wisp_ctl_boot b = base;
+        c.mutate(b);
+        EXPECT_FALSE(decode_boot(b, c.fds).ok()) << c.what;
+    }
+}

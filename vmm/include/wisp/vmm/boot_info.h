@@ -1,0 +1,35 @@
+// The boot-info page (struct wisp_boot_info at WISP_BOOT_INFO_GPA): what the guest
+// learns about itself at entry — memory map, identity, clock calibration.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "wisp/result.h"
+#include "wisp/vmm/guest_memory.h"
+#include "wisp/vmm/machine.h"
+
+namespace wisp::vmm {
+
+// Who the guest is on the network.
+struct GuestIdentity {
+    std::array<uint8_t, 6> mac{};
+    std::array<uint8_t, 6> gw_mac{};
+    uint8_t ip_family = 4;
+    uint8_t prefix_len = 0;
+    std::array<uint8_t, 16> ip{};
+    std::array<uint8_t, 16> gw_ip{};
+};
+
+// Checks family (4 or 6) and prefix length (<= 32 or 128).
+Status check_identity(const GuestIdentity &id);
+
+wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id,
+                              const std::string &cmdline, const wisp_clock_info &clock);
+
+// Rewrites the clock calibration of a live guest with the seqlock protocol of
+// struct wisp_clock_info (seq odd while writing). Used after a restore.
+Status write_clock_info(const GuestMemory &memory, const wisp_clock_info &clock);
+
+}  // namespace wisp::vmm

@@ -1,0 +1,105 @@
+// RAII wrappers over the KVM API: the system fd, one VM, one vCPU. Nothing here
+// knows about wisp guests; machine.h and vmm.h give the vCPU its meaning.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "wisp/result.h"
+#include "wisp/unique_fd.h"
+#include "wisp/vmm/guest_memory.h"
+
+namespace wisp::vmm {
+
+// /dev/kvm, its API version checked, with the CPUID KVM can offer guests.
+class Kvm {
+public:
+    static Result<Kvm> open();
+    int fd() const { return fd_.get(); }
+    int vcpu_mmap_size() const { return vcpu_mmap_size_; }
+    // The supported CPUID, fetched once (KVM_GET_SUPPORTED_CPUID).
+    const std::vector<kvm_cpuid_entry2> &supported_cpuid() const { return cpuid_; }
+    // Whether the CPUID above offers XSAVE and AVX.
+    bool has_xsave() const;
+    bool has_avx() const;
+
+private:
+    UniqueFd fd_;
+    int vcpu_mmap_size_ = 0;
+    std::vector<kvm_cpuid_entry2> cpuid_;
+};
+
+class Vm {
+public:
+    static Result<Vm> create(const Kvm &kvm);
+    int fd() const { return fd_.get(); }
+    // Makes `memory` guest-physical [0, size) in slot 0 (replacing any earlier one).
+    Status set_memory(const GuestMemory &memory);
+
+private:
+    UniqueFd fd_;
+};
+
+// The vCPU's complete architectural state as KVM exposes it: what a snapshot
+// saves and a restore sets (docs/vmm.md, "State for snapshots").
+struct VcpuState {
+    kvm_regs regs{};
+    kvm_sregs sregs{};
+    // KVM_GET_XSAVE's legacy 4 KiB area (kvm_xsave without its flexible tail).
+    struct { uint32_t region[1024]; } xsave{};
+    kvm_xcrs xcrs{};
+    kvm_vcpu_events events{};
+    uint64_t tsc = 0;             // MSR_IA32_TSC
+    uint64_t pat = 0;             // MSR_IA32_CR_PAT
+    uint64_t kernel_gs_base = 0;  // MSR_KERNEL_GS_BASE (swapgs is ring 0, kept for completeness)
+};
+
+class Vcpu {
+public:
+    static Result<Vcpu> create(const Kvm &kvm, const Vm &vm);
+    ~Vcpu();
+    Vcpu(Vcpu &&other) noexcept;
+    Vcpu &operator=(Vcpu &&other) noexcept;
+    Vcpu(const Vcpu &) = delete;
+    Vcpu &operator=(const Vcpu &) = delete;
+
+    int fd() const { return fd_.get(); }
+    kvm_run *run_state() const { return run_; }
+
+    // KVM_RUN once. Returns 0 on an exit to handle (see run_state()), or -errno
+    // (-EINTR when kicked; see vmm/src/kick.cpp).
+    int run();
+    // Completes an in-flight I/O exit without entering the guest (KVM_RUN with
+    // immediate_exit), so saved registers point past the `out`.
+    Status complete_pending_io();
+
+    Status set_cpuid(const std::vector<kvm_cpuid_entry2> &entries);
+    Status get_regs(kvm_regs &regs) const;
+    Status set_regs(const kvm_regs &regs);
+    Status get_sregs(kvm_sregs &sregs) const;
+    Status set_sregs(const kvm_sregs &sregs);
+    Status set_xcr0(uint64_t value);
+    Status get_events(kvm_vcpu_events &events) const;
+    Result<uint64_t> get_msr(uint32_t index) const;
+    Status set_msr(uint32_t index, uint64_t value);
+    // Guest TSC frequency in kHz (KVM_GET_TSC_KHZ).
+    Result<uint32_t> tsc_khz() const;
+
+    Result<VcpuState> save() const;
+    Status restore(const VcpuState &state);
+
+private:
+    Vcpu(UniqueFd fd, kvm_run *run, size_t run_size) : fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+    UniqueFd fd_;
+    kvm_run *run_ = nullptr;
+    size_t run_size_ = 0;
+};
+
+constexpr uint32_t kMsrTsc = 0x10;
+constexpr uint32_t kMsrPat = 0x277;
+constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
+
+}  // namespace wisp::vmm

@@ -1,0 +1,136 @@
+// One wisp microVM: KVM VM + vCPU, guest memory, tap, console, clock, and the
+// hypercall loop. Used by the wisp-vmm binary (vmm/src/main.cpp, monitor.cpp),
+// tests and benchmarks.
+//
+// Life cycle:
+//   create()  — open KVM, create the VM and vCPU, set CPUID. Nothing about the
+//               guest is known yet: a pre-forked monitor does this ahead of time.
+//   boot()    — memory, image, page tables, registers, boot info.
+//               (The snapshot code adds restore() beside it, using the accessors.)
+//   run()     — runs the guest until it exits, calls `ready`, or is interrupted
+//               (a signal from kick.h, or a readable wake fd during `poll`).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "wisp/result.h"
+#include "wisp/vmm/boot_info.h"
+#include "wisp/vmm/clock.h"
+#include "wisp/vmm/console.h"
+#include "wisp/vmm/kvm.h"
+#include "wisp/vmm/machine.h"
+#include "wisp/vmm/tap.h"
+#include "wisp_control.h"
+
+namespace wisp::vmm {
+
+struct BootConfig {
+    uint64_t mem_size = 64ull << 20;
+    std::string cmdline;
+    GuestIdentity identity;
+};
+
+enum class RunStop {
+    kExited,       // the VM ended: see exit_info()
+    kReady,        // the guest completed its `ready` hypercall
+    kInterrupted,  // a kick or a wake fd: the caller services its control channel
+};
+
+class Vmm {
+public:
+    static Result<std::unique_ptr<Vmm>> create();
+    ~Vmm();
+    Vmm(const Vmm &) = delete;
+    Vmm &operator=(const Vmm &) = delete;
+
+    Status boot(const BootConfig &config, std::span<const uint8_t> image, Tap tap,
+                ConsoleLog console);
+
+    // File descriptors whose readability ends a `poll` wait early (the control
+    // sockets), so commands are served promptly while the guest sleeps.
+    void set_wake_fds(std::vector<int> fds) { wake_fds_ = std::move(fds); }
+
+    RunStop run();
+
+    // Ends the VM from outside (stop command, controller gone, signal).
+    void stop(wisp_exit_reason reason, const std::string &detail);
+    bool exited() const { return exited_; }
+    const wisp_ctl_exited &exit_info() const { return exit_; }
+    // "halt status 0", "stack overflow: ...", etc.
+    std::string exit_summary() const;
+
+    wisp_ctl_stats stats() const;
+    uint64_t entry_ns() const { return entry_ns_; }
+    uint64_t first_hypercall_ns() const { return first_hypercall_ns_; }
+    uint64_t ready_ns() const { return ready_ns_; }
+    uint64_t entry_rip() const { return entry_rip_; }
+
+    // Component access for snapshot save/restore.
+    Kvm &kvm() { return kvm_; }
+    Vm &vm() { return vm_; }
+    Vcpu &vcpu() { return vcpu_; }
+    GuestMemory &memory() { return memory_; }
+    GuestLayout &layout() { return layout_; }
+    GuestClock &clock() { return clock_; }
+    Tap &tap() { return tap_; }
+
+private:
+    Vmm(Kvm kvm, Vm vm, Vcpu vcpu);
+
+    enum class Action { kContinue, kReady, kInterrupted, kExit };
+    Action dispatch(uint32_t nr, uint64_t arg);
+    Action hc_console(uint64_t arg);
+    Action hc_clock(uint64_t arg);
+    Action hc_poll(uint64_t arg);
+    Action hc_net_read(uint64_t arg);
+    Action hc_net_write(uint64_t arg);
+    Action hc_ready(uint64_t arg);
+    Action hc_halt(uint64_t arg);
+    Action hc_abort(uint64_t arg);
+
+    // Hypercall helpers: each returns false after ending the VM with the reason.
+    bool translate_or_die(uint64_t gpa, uint64_t len, const char *what, std::span<uint8_t> &out);
+    template <class T>
+    bool read_arg(uint64_t gpa, T &out);
+    template <class T>
+    bool write_out(uint64_t gpa, const T &value);
+    bool transmit(uint64_t frames, uint32_t count, uint32_t &done);
+    bool receive(uint64_t frames, uint32_t count, uint32_t &done);
+    // Waits until the tap is readable, a wake fd is readable, a signal arrives
+    // or the host deadline passes. Returns true when woken by a wake fd/signal.
+    bool wait_for_frames(uint64_t deadline_host_ns);
+    bool tap_readable();
+
+    void die(wisp_exit_reason reason, const std::string &detail, int64_t status = 0);
+    void handle_shutdown();
+
+    Kvm kvm_;
+    Vm vm_;
+    Vcpu vcpu_;
+    GuestMemory memory_;
+    GuestLayout layout_;
+    GuestClock clock_;
+    Tap tap_;
+    ConsoleLog console_;
+    std::vector<int> wake_fds_;
+
+    uint32_t current_hypercall_ = 0;
+    bool exited_ = false;
+    wisp_ctl_exited exit_{};
+    wisp_ctl_stats stats_{};
+    uint64_t entry_ns_ = 0;
+    uint64_t first_hypercall_ns_ = 0;
+    uint64_t ready_ns_ = 0;
+    uint64_t entry_rip_ = 0;
+    uint64_t restore_count_ = 0;
+};
+
+// Names for logs and the CLI: "stack overflow", "halt", ...
+const char *exit_reason_name(uint32_t reason);
+const char *hypercall_name(uint32_t nr);
+
+}  // namespace wisp::vmm

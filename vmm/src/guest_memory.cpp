@@ -1,0 +1,58 @@
+#include "wisp/vmm/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <utility>
+
+namespace wisp::vmm {
+
+namespace {
+constexpr uint64_t kLargePage = 2ull << 20;
+}
+
+GuestMemory::~GuestMemory() { release(); }
+
+GuestMemory::GuestMemory(GuestMemory &&other) noexcept
+    : base_(std::exchange(other.base_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+GuestMemory &GuestMemory::operator=(GuestMemory &&other) noexcept {
+    if (this != &other) {
+        release();
+        base_ = std::exchange(other.base_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+void GuestMemory::release() {
+    if (base_) munmap(base_, size_);
+    base_ = nullptr;
+    size_ = 0;
+}
+
+Status GuestMemory::check_size(uint64_t size) {
+    if (size < WISP_MEM_MIN || size > WISP_MEM_MAX)
+        return invalid("guest memory " + std::to_string(size) + " bytes is outside 8 MiB..4 GiB");
+    // 2 MiB granularity: the page tables map everything past the image with 2 MiB
+    // pages, and the stack sits at the very top.
+    if (size % kLargePage != 0)
+        return invalid("guest memory " + std::to_string(size) + " bytes is not a multiple of 2 MiB");
+    return {};
+}
+
+Result<GuestMemory> GuestMemory::anonymous(uint64_t size) {
+    WISP_RETURN_IF_ERROR(check_size(size));
+    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return errno_error("mmap guest memory");
+    return GuestMemory(static_cast<uint8_t *>(p), size);
+}
+
+Result<GuestMemory> GuestMemory::map_file(int fd, uint64_t size) {
+    WISP_RETURN_IF_ERROR(check_size(size));
+    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) return errno_error("mmap guest memory file");
+    return GuestMemory(static_cast<uint8_t *>(p), size);
+}
+
+}  // namespace wisp::vmm

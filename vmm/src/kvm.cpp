@@ -1,0 +1,225 @@
+#include "wisp/vmm/kvm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <utility>
+
+namespace wisp::vmm {
+
+namespace {
+
+constexpr int kMaxCpuidEntries = 256;
+
+// kvm_cpuid2 followed by its entries (a flexible array member in the UAPI).
+class CpuidBuffer {
+public:
+    CpuidBuffer() : storage_(new uint64_t[kWords]()) {}
+    kvm_cpuid2 *get() { return reinterpret_cast<kvm_cpuid2 *>(storage_.get()); }
+    kvm_cpuid_entry2 *entries() { return get()->entries; }
+
+private:
+    static constexpr size_t kWords =
+        (sizeof(kvm_cpuid2) + kMaxCpuidEntries * sizeof(kvm_cpuid_entry2) + 7) / 8;
+    std::unique_ptr<uint64_t[]> storage_;
+};
+
+const kvm_cpuid_entry2 *find_leaf(const std::vector<kvm_cpuid_entry2> &cpuid, uint32_t fn) {
+    for (const auto &e : cpuid)
+        if (e.function == fn && e.index == 0) return &e;
+    return nullptr;
+}
+
+}  // namespace
+
+Result<Kvm> Kvm::open() {
+    Kvm kvm;
+    kvm.fd_.reset(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (!kvm.fd_) return errno_error("open /dev/kvm");
+    int version = ioctl(kvm.fd(), KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION)
+        return invalid("/dev/kvm speaks API " + std::to_string(version) + ", expected 12");
+    kvm.vcpu_mmap_size_ = ioctl(kvm.fd(), KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (kvm.vcpu_mmap_size_ < static_cast<int>(sizeof(kvm_run)))
+        return errno_error("KVM_GET_VCPU_MMAP_SIZE");
+    CpuidBuffer buf;
+    buf.get()->nent = kMaxCpuidEntries;
+    if (ioctl(kvm.fd(), KVM_GET_SUPPORTED_CPUID, buf.get()) != 0)
+        return errno_error("KVM_GET_SUPPORTED_CPUID");
+    kvm.cpuid_.assign(buf.entries(), buf.entries() + buf.get()->nent);
+    return kvm;
+}
+
+bool Kvm::has_xsave() const {
+    const kvm_cpuid_entry2 *leaf1 = find_leaf(cpuid_, 1);
+    return leaf1 && (leaf1->ecx & (1u << 26));
+}
+
+bool Kvm::has_avx() const {
+    const kvm_cpuid_entry2 *leaf1 = find_leaf(cpuid_, 1);
+    return has_xsave() && leaf1 && (leaf1->ecx & (1u << 28));
+}
+
+Result<Vm> Vm::create(const Kvm &kvm) {
+    Vm vm;
+    vm.fd_.reset(ioctl(kvm.fd(), KVM_CREATE_VM, 0));
+    if (!vm.fd_) return errno_error("KVM_CREATE_VM");
+    return vm;
+}
+
+Status Vm::set_memory(const GuestMemory &memory) {
+    kvm_userspace_memory_region region{};
+    region.slot = 0;
+    region.guest_phys_addr = 0;
+    region.memory_size = memory.size();
+    region.userspace_addr = reinterpret_cast<uint64_t>(memory.host_base());
+    if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
+        return errno_error("KVM_SET_USER_MEMORY_REGION");
+    return {};
+}
+
+Result<Vcpu> Vcpu::create(const Kvm &kvm, const Vm &vm) {
+    UniqueFd fd(ioctl(vm.fd(), KVM_CREATE_VCPU, 0));
+    if (!fd) return errno_error("KVM_CREATE_VCPU");
+    size_t size = static_cast<size_t>(kvm.vcpu_mmap_size());
+    void *run = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (run == MAP_FAILED) return errno_error("mmap kvm_run");
+    return Vcpu(std::move(fd), static_cast<kvm_run *>(run), size);
+}
+
+Vcpu::~Vcpu() {
+    if (run_) munmap(run_, run_size_);
+}
+
+Vcpu::Vcpu(Vcpu &&other) noexcept
+    : fd_(std::move(other.fd_)),
+      run_(std::exchange(other.run_, nullptr)),
+      run_size_(std::exchange(other.run_size_, 0)) {}
+
+Vcpu &Vcpu::operator=(Vcpu &&other) noexcept {
+    if (this != &other) {
+        if (run_) munmap(run_, run_size_);
+        fd_ = std::move(other.fd_);
+        run_ = std::exchange(other.run_, nullptr);
+        run_size_ = std::exchange(other.run_size_, 0);
+    }
+    return *this;
+}
+
+int Vcpu::run() { return ioctl(fd(), KVM_RUN, 0) == 0 ? 0 : -errno; }
+
+Status Vcpu::complete_pending_io() {
+    run_->immediate_exit = 1;
+    int r = ioctl(fd(), KVM_RUN, 0);
+    int err = errno;
+    run_->immediate_exit = 0;
+    if (r != 0 && err != EINTR) return Error{err, "KVM_RUN (complete pending I/O)"};
+    return {};
+}
+
+Status Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2> &entries) {
+    CpuidBuffer buf;
+    if (entries.size() > kMaxCpuidEntries) return invalid("too many CPUID entries");
+    buf.get()->nent = static_cast<uint32_t>(entries.size());
+    std::copy(entries.begin(), entries.end(), buf.entries());
+    if (ioctl(fd(), KVM_SET_CPUID2, buf.get()) != 0) return errno_error("KVM_SET_CPUID2");
+    return {};
+}
+
+Status Vcpu::get_regs(kvm_regs &regs) const {
+    if (ioctl(fd(), KVM_GET_REGS, &regs) != 0) return errno_error("KVM_GET_REGS");
+    return {};
+}
+Status Vcpu::set_regs(const kvm_regs &regs) {
+    if (ioctl(fd(), KVM_SET_REGS, &regs) != 0) return errno_error("KVM_SET_REGS");
+    return {};
+}
+Status Vcpu::get_sregs(kvm_sregs &sregs) const {
+    if (ioctl(fd(), KVM_GET_SREGS, &sregs) != 0) return errno_error("KVM_GET_SREGS");
+    return {};
+}
+Status Vcpu::set_sregs(const kvm_sregs &sregs) {
+    if (ioctl(fd(), KVM_SET_SREGS, &sregs) != 0) return errno_error("KVM_SET_SREGS");
+    return {};
+}
+
+Status Vcpu::set_xcr0(uint64_t value) {
+    kvm_xcrs xcrs{};
+    xcrs.nr_xcrs = 1;
+    xcrs.xcrs[0].xcr = 0;
+    xcrs.xcrs[0].value = value;
+    if (ioctl(fd(), KVM_SET_XCRS, &xcrs) != 0) return errno_error("KVM_SET_XCRS");
+    return {};
+}
+
+Status Vcpu::get_events(kvm_vcpu_events &events) const {
+    if (ioctl(fd(), KVM_GET_VCPU_EVENTS, &events) != 0) return errno_error("KVM_GET_VCPU_EVENTS");
+    return {};
+}
+
+namespace {
+// kvm_msrs with room for one entry (a flexible array member in the UAPI).
+struct OneMsr {
+    uint64_t words[(sizeof(kvm_msrs) + sizeof(kvm_msr_entry) + 7) / 8] = {};
+    kvm_msrs *get() { return reinterpret_cast<kvm_msrs *>(words); }
+};
+}  // namespace
+
+Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
+    OneMsr m;
+    m.get()->nmsrs = 1;
+    m.get()->entries[0].index = index;
+    if (ioctl(fd(), KVM_GET_MSRS, m.get()) != 1) return errno_error("KVM_GET_MSRS");
+    return static_cast<uint64_t>(m.get()->entries[0].data);
+}
+
+Status Vcpu::set_msr(uint32_t index, uint64_t value) {
+    OneMsr m;
+    m.get()->nmsrs = 1;
+    m.get()->entries[0].index = index;
+    m.get()->entries[0].data = value;
+    if (ioctl(fd(), KVM_SET_MSRS, m.get()) != 1) return errno_error("KVM_SET_MSRS");
+    return {};
+}
+
+Result<uint32_t> Vcpu::tsc_khz() const {
+    int khz = ioctl(fd(), KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0) return errno_error("KVM_GET_TSC_KHZ");
+    return static_cast<uint32_t>(khz);
+}
+
+Result<VcpuState> Vcpu::save() const {
+    VcpuState s;
+    WISP_RETURN_IF_ERROR(get_regs(s.regs));
+    WISP_RETURN_IF_ERROR(get_sregs(s.sregs));
+    if (ioctl(fd(), KVM_GET_XSAVE, &s.xsave) != 0) return errno_error("KVM_GET_XSAVE");
+    if (ioctl(fd(), KVM_GET_XCRS, &s.xcrs) != 0) return errno_error("KVM_GET_XCRS");
+    WISP_RETURN_IF_ERROR(get_events(s.events));
+    auto tsc = get_msr(kMsrTsc);
+    auto pat = get_msr(kMsrPat);
+    auto kgs = get_msr(kMsrKernelGsBase);
+    if (!tsc) return std::move(tsc).error();
+    if (!pat) return std::move(pat).error();
+    if (!kgs) return std::move(kgs).error();
+    s.tsc = *tsc;
+    s.pat = *pat;
+    s.kernel_gs_base = *kgs;
+    return s;
+}
+
+Status Vcpu::restore(const VcpuState &s) {
+    // Order matters: sregs (modes) before regs; XCRs before XSAVE so the
+    // restored components are enabled.
+    WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
+    if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
+    if (ioctl(fd(), KVM_SET_XSAVE, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
+    WISP_RETURN_IF_ERROR(set_regs(s.regs));
+    WISP_RETURN_IF_ERROR(set_msr(kMsrTsc, s.tsc));
+    WISP_RETURN_IF_ERROR(set_msr(kMsrPat, s.pat));
+    WISP_RETURN_IF_ERROR(set_msr(kMsrKernelGsBase, s.kernel_gs_base));
+    if (ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0) return errno_error("KVM_SET_VCPU_EVENTS");
+    return {};
+}
+
+}  // namespace wisp::vmm
