@@ -135,6 +135,11 @@ enum wisp_http_parse_result wisp_http_parse_head(const char *buf, size_t len,
     if (len - start == 1 && buf[start] == '\r') return WISP_HTTP_PARSE_INCOMPLETE;
     if (len > start && buf[start] == '\n') return fail(status, 400);
 
+    /* Refuse a stream that cannot be HTTP (a TLS hello, binary garbage) as soon
+     * as its first bytes show it, instead of waiting for a head that never ends. */
+    for (size_t i = start; i < len && buf[i] != ' '; i++)
+        if (!is_tchar((unsigned char)buf[i])) return fail(status, 400);
+
     long end = find_head_end(buf, start, len);
     if (end == -2) return fail(status, 400);
     size_t head_bytes = end < 0 ? len - start : (size_t)end + 4 - start;
