@@ -26,7 +26,8 @@ TEST(ControlCodec, EveryEventRoundTrips) {
     for (uint32_t type : {WISP_CTL_EV_HELLO, WISP_CTL_EV_STARTED, WISP_CTL_EV_READY,
                           WISP_CTL_EV_STATS, WISP_CTL_EV_STATE, WISP_CTL_EV_ERROR}) {
         std::vector<uint8_t> payload(*payload_size(type), 0x5a);
-        auto d = decode(encode(type, payload));
+        auto bytes = encode(type, payload);
+        auto d = decode(bytes);
         ASSERT_TRUE(d.ok()) << type_name(type);
         EXPECT_EQ(std::vector<uint8_t>(d->payload.begin(), d->payload.end()), payload);
     }
@@ -41,7 +42,8 @@ TEST(ControlCodec, BootCommandRoundTripsThroughItsValidation) {
     c.identity.ip = {198, 18, 1, 2};
     c.identity.gw_ip = {198, 18, 1, 1};
     c.identity.prefix_len = 24;
-    auto m = decode(encode(WISP_CTL_BOOT, make_boot(c, WISP_BOOT_HOLD_AT_READY, 4096)));
+    auto bytes = encode(WISP_CTL_BOOT, make_boot(c, WISP_BOOT_HOLD_AT_READY, 4096));
+    auto m = decode(bytes);
     ASSERT_TRUE(m.ok());
     auto r = decode_boot(payload_as<wisp_ctl_boot>(*m), 2);
     ASSERT_TRUE(r.ok()) << r.error().message;

@@ -7,6 +7,7 @@
 
 #include "wisp/vmm/boot_info.h"
 #include "wisp/vmm/clock.h"
+#include "wisp/vmm/kvm.h"
 #include "wisp/vmm/machine.h"
 
 using namespace wisp::vmm;
@@ -195,4 +196,14 @@ TEST(Clock, RewritingTheCalibrationBumpsTheSequence) {
     ASSERT_TRUE(mem->read(WISP_BOOT_INFO_GPA, &bi));
     EXPECT_EQ(bi.clock.seq, 4u);
     EXPECT_EQ(bi.clock.mono_base_ns, 9u);
+}
+
+TEST(KvmIoctls, FlexibleArrayCallsUseTheKernelsNumbers) {
+    // The values C computes from <linux/kvm.h> (struct sizes without the tail).
+    EXPECT_EQ(kvm_ioctl::kGetSupportedCpuid, 0xc008ae05ul);
+    EXPECT_EQ(kvm_ioctl::kSetCpuid2, 0x4008ae90ul);
+    EXPECT_EQ(kvm_ioctl::kGetMsrs, 0xc008ae88ul);
+    EXPECT_EQ(kvm_ioctl::kSetMsrs, 0x4008ae89ul);
+    EXPECT_EQ(kvm_ioctl::kGetXsave, 0x9000aea4ul);
+    EXPECT_EQ(kvm_ioctl::kSetXsave, 0x5000aea5ul);
 }

@@ -35,6 +35,7 @@ UniqueFd open_image(const std::string &name) {
 wisp_ctl_started boot(ControlClient &c, const std::string &image, const std::string &cmdline,
                       uint32_t flags = 0, int log_fd = -1) {
     wisp::test::ScopedTap tap("mon");
+    wisp::test::silence_tap(tap);
     UniqueFd img = open_image(image);
     EXPECT_TRUE(img.valid());
     auto st = c.boot(test_boot(cmdline, 32ull << 20, flags | (log_fd >= 0 ? WISP_BOOT_LOG_FD : 0)),

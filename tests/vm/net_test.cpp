@@ -42,11 +42,7 @@ TEST(Net, GuestEchoesFramesWrittenIntoARealTap) {
     WISP_REQUIRE_KVM();
     WISP_REQUIRE_NETNS();
     wisp::test::ScopedTap tap("echo");
-    // No IPv6 on the tap: the kernel would otherwise send its own frames in.
-    {
-        std::ofstream(std::string("/proc/sys/net/ipv6/conf/") + tap.name() + "/disable_ipv6")
-            << "1";
-    }
+    wisp::test::silence_tap(tap);
     wisp::UniqueFd sock(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kEtherType)));
     ASSERT_TRUE(sock.valid()) << strerror(errno);
     sockaddr_ll addr{};

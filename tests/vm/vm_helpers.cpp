@@ -24,10 +24,18 @@ std::vector<uint8_t> read_file(const std::string &path) {
     return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
+void silence_tap(const ScopedTap &tap) {
+    std::ofstream(std::string("/proc/sys/net/ipv6/conf/") + tap.name() + "/disable_ipv6") << "1";
+    uint8_t frame[2048];
+    while (read(tap.fd(), frame, sizeof frame) > 0) {
+    }
+}
+
 GuestRun run_guest(const std::string &image, const std::string &cmdline, uint64_t mem_size,
                    uint64_t console_limit) {
     auto bytes = read_file(image_path(image));
     ScopedTap tap("gst");
+    silence_tap(tap);
     UniqueFd console_fd(memfd_create("console", MFD_CLOEXEC));
     if (!console_fd) throw std::runtime_error("memfd_create failed");
     auto vmm = vmm::Vmm::create();

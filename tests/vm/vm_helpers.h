@@ -30,6 +30,10 @@ GuestRun run_guest(const std::string &image, const std::string &cmdline,
 
 std::vector<uint8_t> read_file(const std::string &path);
 
+// Turns IPv6 off on the tap and drops what the kernel already queued (router
+// solicitations, MLD reports), so a guest sees only the frames a test sends.
+void silence_tap(const ScopedTap &tap);
+
 // `wisp-vmm serve --control-fd 3 [extra args]` as a child; killed (SIGKILL) and
 // reaped when destroyed if still running.
 class MonitorProcess {

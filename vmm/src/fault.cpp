@@ -43,7 +43,7 @@ FaultReport page_fault(const ShutdownState &s, const GuestLayout &l) {
     const uint64_t guard = l.guard_page();
     if (addr >= guard && addr < guard + WISP_PAGE_SIZE)
         return {WISP_EXIT_STACK_OVERFLOW,
-                "stack overflow: access to the stack guard page at " + hex(addr) + " (rsp " +
+                "access to the stack guard page at " + hex(addr) + " (rsp " +
                     hex(s.rsp) + ")"};
     if (fetch && access != PageAccess::kNone && access != PageAccess::kSupervisor)
         return {WISP_EXIT_EXECUTE_VIOLATION,

@@ -4,6 +4,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <utility>
 
 namespace wisp::vmm {
@@ -12,16 +14,18 @@ namespace {
 
 constexpr int kMaxCpuidEntries = 256;
 
-// kvm_cpuid2 followed by its entries (a flexible array member in the UAPI).
+// kvm_cpuid2 as the kernel lays it out: {u32 nent; u32 padding;} then the
+// entries at byte 8. (In C++ the UAPI struct's flexible array sits elsewhere;
+// see kvm_ioctl in kvm.h.)
 class CpuidBuffer {
 public:
     CpuidBuffer() : storage_(new uint64_t[kWords]()) {}
-    kvm_cpuid2 *get() { return reinterpret_cast<kvm_cpuid2 *>(storage_.get()); }
-    kvm_cpuid_entry2 *entries() { return get()->entries; }
+    void *get() { return storage_.get(); }
+    uint32_t &nent() { return *reinterpret_cast<uint32_t *>(storage_.get()); }
+    kvm_cpuid_entry2 *entries() { return reinterpret_cast<kvm_cpuid_entry2 *>(storage_.get() + 1); }
 
 private:
-    static constexpr size_t kWords =
-        (sizeof(kvm_cpuid2) + kMaxCpuidEntries * sizeof(kvm_cpuid_entry2) + 7) / 8;
+    static constexpr size_t kWords = 1 + (kMaxCpuidEntries * sizeof(kvm_cpuid_entry2) + 7) / 8;
     std::unique_ptr<uint64_t[]> storage_;
 };
 
@@ -44,10 +48,10 @@ Result<Kvm> Kvm::open() {
     if (kvm.vcpu_mmap_size_ < static_cast<int>(sizeof(kvm_run)))
         return errno_error("KVM_GET_VCPU_MMAP_SIZE");
     CpuidBuffer buf;
-    buf.get()->nent = kMaxCpuidEntries;
-    if (ioctl(kvm.fd(), KVM_GET_SUPPORTED_CPUID, buf.get()) != 0)
+    buf.nent() = kMaxCpuidEntries;
+    if (ioctl(kvm.fd(), kvm_ioctl::kGetSupportedCpuid, buf.get()) != 0)
         return errno_error("KVM_GET_SUPPORTED_CPUID");
-    kvm.cpuid_.assign(buf.entries(), buf.entries() + buf.get()->nent);
+    kvm.cpuid_.assign(buf.entries(), buf.entries() + std::min<uint32_t>(buf.nent(), kMaxCpuidEntries));
     return kvm;
 }
 
@@ -121,9 +125,9 @@ Status Vcpu::complete_pending_io() {
 Status Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2> &entries) {
     CpuidBuffer buf;
     if (entries.size() > kMaxCpuidEntries) return invalid("too many CPUID entries");
-    buf.get()->nent = static_cast<uint32_t>(entries.size());
+    buf.nent() = static_cast<uint32_t>(entries.size());
     std::copy(entries.begin(), entries.end(), buf.entries());
-    if (ioctl(fd(), KVM_SET_CPUID2, buf.get()) != 0) return errno_error("KVM_SET_CPUID2");
+    if (ioctl(fd(), kvm_ioctl::kSetCpuid2, buf.get()) != 0) return errno_error("KVM_SET_CPUID2");
     return {};
 }
 
@@ -159,27 +163,28 @@ Status Vcpu::get_events(kvm_vcpu_events &events) const {
 }
 
 namespace {
-// kvm_msrs with room for one entry (a flexible array member in the UAPI).
+// kvm_msrs with one entry, as the kernel lays it out: {u32 nmsrs; u32 pad;}
+// then the entry at byte 8 (see CpuidBuffer).
 struct OneMsr {
-    uint64_t words[(sizeof(kvm_msrs) + sizeof(kvm_msr_entry) + 7) / 8] = {};
-    kvm_msrs *get() { return reinterpret_cast<kvm_msrs *>(words); }
+    uint32_t nmsrs = 1;
+    uint32_t pad = 0;
+    kvm_msr_entry entry{};
 };
+static_assert(offsetof(OneMsr, entry) == 8);
 }  // namespace
 
 Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
     OneMsr m;
-    m.get()->nmsrs = 1;
-    m.get()->entries[0].index = index;
-    if (ioctl(fd(), KVM_GET_MSRS, m.get()) != 1) return errno_error("KVM_GET_MSRS");
-    return static_cast<uint64_t>(m.get()->entries[0].data);
+    m.entry.index = index;
+    if (ioctl(fd(), kvm_ioctl::kGetMsrs, &m) != 1) return errno_error("KVM_GET_MSRS");
+    return static_cast<uint64_t>(m.entry.data);
 }
 
 Status Vcpu::set_msr(uint32_t index, uint64_t value) {
     OneMsr m;
-    m.get()->nmsrs = 1;
-    m.get()->entries[0].index = index;
-    m.get()->entries[0].data = value;
-    if (ioctl(fd(), KVM_SET_MSRS, m.get()) != 1) return errno_error("KVM_SET_MSRS");
+    m.entry.index = index;
+    m.entry.data = value;
+    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 1) return errno_error("KVM_SET_MSRS");
     return {};
 }
 
@@ -193,7 +198,7 @@ Result<VcpuState> Vcpu::save() const {
     VcpuState s;
     WISP_RETURN_IF_ERROR(get_regs(s.regs));
     WISP_RETURN_IF_ERROR(get_sregs(s.sregs));
-    if (ioctl(fd(), KVM_GET_XSAVE, &s.xsave) != 0) return errno_error("KVM_GET_XSAVE");
+    if (ioctl(fd(), kvm_ioctl::kGetXsave, &s.xsave) != 0) return errno_error("KVM_GET_XSAVE");
     if (ioctl(fd(), KVM_GET_XCRS, &s.xcrs) != 0) return errno_error("KVM_GET_XCRS");
     WISP_RETURN_IF_ERROR(get_events(s.events));
     auto tsc = get_msr(kMsrTsc);
@@ -213,7 +218,7 @@ Status Vcpu::restore(const VcpuState &s) {
     // restored components are enabled.
     WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
     if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
-    if (ioctl(fd(), KVM_SET_XSAVE, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
+    if (ioctl(fd(), kvm_ioctl::kSetXsave, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
     WISP_RETURN_IF_ERROR(set_regs(s.regs));
     WISP_RETURN_IF_ERROR(set_msr(kMsrTsc, s.tsc));
     WISP_RETURN_IF_ERROR(set_msr(kMsrPat, s.pat));

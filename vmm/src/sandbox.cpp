@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 namespace wisp::vmm {
@@ -40,6 +41,9 @@ Status drop_capabilities() {
 }  // namespace
 
 Status enter_sandbox(const SandboxOptions &options) {
+    // Log timestamps need the time zone; load it while /etc/localtime is visible
+    // (afterwards the file is neither reachable nor openable).
+    tzset();
     if (options.chroot_empty) WISP_RETURN_IF_ERROR(chroot_into_empty_directory());
     WISP_RETURN_IF_ERROR(drop_capabilities());
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno_error("PR_SET_NO_NEW_PRIVS");

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "wisp/vmm/kvm.h"
 #include "wisp/vmm/sandbox.h"
 
 namespace wisp::vmm {
@@ -64,9 +65,9 @@ const unsigned long kIoctls[] = {
     KVM_GET_SREGS, KVM_SET_SREGS,
     KVM_SET_USER_MEMORY_REGION,  // guest memory is mapped at boot/restore, after the sandbox
     KVM_GET_XCRS, KVM_SET_XCRS,  // AVX state enable; snapshots
-    KVM_GET_XSAVE, KVM_SET_XSAVE,
+    kvm_ioctl::kGetXsave, kvm_ioctl::kSetXsave,
     KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,  // fault diagnosis; snapshots
-    KVM_GET_MSRS, KVM_SET_MSRS,  // guest TSC for clock calibration; snapshots
+    kvm_ioctl::kGetMsrs, kvm_ioctl::kSetMsrs,  // guest TSC for clock calibration; snapshots
     KVM_GET_TSC_KHZ,             // clock calibration
     TUNGETIFF,                   // checking the tap fd handed over with boot
 };

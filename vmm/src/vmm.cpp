@@ -147,9 +147,12 @@ RunStop Vmm::run() {
                 uint32_t arg;
                 std::memcpy(&arg, reinterpret_cast<uint8_t *>(run) + run->io.data_offset, 4);
                 switch (dispatch(port - WISP_HYPERCALL_PORT_BASE, arg)) {
-                    case Action::kContinue: continue;
-                    case Action::kReady: return RunStop::kReady;
-                    case Action::kInterrupted: run->immediate_exit = 0; return RunStop::kInterrupted;
+                    case Action::kContinue: current_hypercall_ = 0; continue;
+                    case Action::kReady: current_hypercall_ = 0; return RunStop::kReady;
+                    case Action::kInterrupted:
+                        current_hypercall_ = 0;
+                        run->immediate_exit = 0;
+                        return RunStop::kInterrupted;
                     case Action::kExit: return RunStop::kExited;
                 }
                 continue;

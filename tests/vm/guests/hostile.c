@@ -56,7 +56,8 @@ int main(void) {
     } else if (vt_mode_is("null-deref")) {
         sink = *(volatile uint64_t *)(uintptr_t)0;
     } else if (vt_mode_is("exec-stack")) {
-        uint8_t code[16] = {0xc3};
+        volatile uint8_t code[16];
+        code[0] = 0xc3; /* ret, written at run time so it really is on the stack */
         ((void (*)(void))(uintptr_t)code)();
     } else if (vt_mode_is("stack-overflow")) {
         sink = recurse(0);

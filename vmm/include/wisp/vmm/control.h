@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "wisp/result.h"
@@ -27,6 +28,7 @@ const char *type_name(uint32_t type);
 
 std::vector<uint8_t> encode(uint32_t type, std::span<const uint8_t> payload = {});
 template <class T>
+    requires std::is_trivially_copyable_v<T>
 std::vector<uint8_t> encode(uint32_t type, const T &payload) {
     return encode(type, std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(&payload),
                                                  sizeof payload));

@@ -14,6 +14,19 @@
 
 namespace wisp::vmm {
 
+// ioctl numbers of the KVM calls whose argument struct ends in a flexible array.
+// The UAPI header's __DECLARE_FLEX_ARRAY gives those structs a different size in
+// C++ than in C, so the header's macros encode the wrong size and the kernel
+// answers EINVAL; these use the C sizes (pinned in tests/vm/machine_test.cpp).
+namespace kvm_ioctl {
+constexpr unsigned long kGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, 8);
+constexpr unsigned long kSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, 8);
+constexpr unsigned long kGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, 8);
+constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, 8);
+constexpr unsigned long kGetXsave = _IOC(_IOC_READ, KVMIO, 0xa4, 4096);
+constexpr unsigned long kSetXsave = _IOC(_IOC_WRITE, KVMIO, 0xa5, 4096);
+}  // namespace kvm_ioctl
+
 // /dev/kvm, its API version checked, with the CPUID KVM can offer guests.
 class Kvm {
 public:
