@@ -23,7 +23,8 @@
 #define DEFAULT_MAX_CONNECTIONS 1024u
 #define DEFAULT_IDLE_TIMEOUT_MS 60000u
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000u
-#define POLL_INTERVAL 2 /* lwIP coarse ticks (500 ms): check timeouts every second */
+/* tcp_poll counts coarse TCP ticks (2 x TCP_TMR_INTERVAL): check timeouts every second. */
+#define POLL_INTERVAL (1000 / (2 * TCP_TMR_INTERVAL))
 #define EXTRA_HEADERS_MAX 1024
 #define WRITE_CHUNK_MAX 0xffffu /* tcp_write takes a u16_t length */
 #define GENERATE_CHUNK 16384

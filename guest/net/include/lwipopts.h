@@ -69,6 +69,8 @@ const struct ip6_addr *wisp_nd6_gateway(struct netif *netif, const struct ip6_ad
 #define TCP_SNDLOWAT (TCP_SND_BUF / 4)
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 64
+/* No SACK: measured under 3 % loss, offering it made Linux peers recover far
+ * more slowly from lwIP's point of view (lwIP cannot use SACK to retransmit). */
 #define LWIP_TCP_SACK_OUT 0
 #define TCP_LISTEN_BACKLOG 1
 #define TCP_DEFAULT_LISTEN_BACKLOG 255
@@ -76,6 +78,11 @@ const struct ip6_addr *wisp_nd6_gateway(struct netif *netif, const struct ip6_ad
  * server keeps after closing first. */
 #define TCP_MSL 15000UL
 #define LWIP_CHECKSUM_ON_COPY 1
+/* TCP timers tick every 100 ms (lwIP default 250): retransmission timeouts are
+ * counted in coarse ticks (2 x this), so a lost segment on a sub-millisecond
+ * path is resent after ~200-400 ms instead of ~1 s. The cost is one wake-up per
+ * 100 ms while connections exist. */
+#define TCP_TMR_INTERVAL 100
 
 #define LWIP_STATS 0
 #define LWIP_NETIF_LINK_CALLBACK 0
