@@ -52,24 +52,32 @@ std::string read_text(const std::string &path) {
 
 }  // namespace
 
-RunningGuest::RunningGuest(const GuestSpec &spec)
-    : ns_("gns"), tap_(unique_name("gt")), dir_("guest") {
+GuestNetwork::GuestNetwork() : ns_("gns"), tap_(unique_name("gt")) {
     must({"ip", "-n", ns_.name(), "tuntap", "add", "dev", tap_, "mode", "tap"});
     must({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp) + "/24", "dev", tap_});
     must({"ip", "-n", ns_.name(), "link", "set", tap_, "up"});
-    log_path_ = dir_.path() + "/monitor.log";
-    std::vector<std::string> argv = {"ip",      "netns",       "exec",
-                                     ns_.name(), binary_path("wisp-vmm"), "run",
-                                     "--image", image_path(spec.image), "--tap",
-                                     tap_,      "--mem",       spec.mem,
-                                     "--ip",    kGuestIp,      "--prefix",
-                                     "24",      "--gateway-ip", kGatewayIp,
-                                     "--cmdline", spec.cmdline};
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
+}
+
+std::vector<std::string> GuestNetwork::monitor_argv(const GuestSpec &spec) const {
+    std::vector<std::string> argv = ns_.exec_prefix();
+    for (const std::string &arg :
+         {binary_path("wisp-vmm"), std::string("run"), std::string("--image"), image_path(spec.image),
+          std::string("--tap"), tap_, std::string("--mem"), spec.mem, std::string("--ip"),
+          std::string(kGuestIp), std::string("--prefix"), std::string("24"),
+          std::string("--gateway-ip"), std::string(kGatewayIp), std::string("--cmdline"), spec.cmdline})
+        argv.push_back(arg);
+    return argv;
+}
+
+namespace {
+
+// Starts argv in its own process group with stdout and stderr in `log_path`.
+pid_t spawn_logged(const std::vector<std::string> &argv, const std::string &log_path) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
         setpgid(0, 0);
-        int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) _exit(126);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -79,6 +87,38 @@ RunningGuest::RunningGuest(const GuestSpec &spec)
         execvp(args[0], args.data());
         _exit(127);
     }
+    return pid;
+}
+
+}  // namespace
+
+GuestExit run_guest_to_exit(const GuestSpec &spec, int timeout_s) {
+    GuestNetwork net;
+    ScopedTempDir dir("guest");
+    std::string log_path = dir.path() + "/monitor.log";
+    pid_t pid = spawn_logged(net.monitor_argv(spec), log_path);
+    GuestExit result;
+    double deadline = now_s() + timeout_s;
+    int status = 0;
+    for (;;) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+            break;
+        }
+        if (now_s() > deadline) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    result.console = read_text(log_path);
+    return result;
+}
+
+RunningGuest::RunningGuest(const GuestSpec &spec) : dir_("guest") {
+    log_path_ = dir_.path() + "/monitor.log";
+    pid_ = spawn_logged(net_.monitor_argv(spec), log_path_);
     // Boot plus the app's own initialisation; generous for a loaded CI machine.
     double deadline = now_s() + 90;
     while (now_s() < deadline) {
@@ -121,7 +161,7 @@ std::string RunningGuest::url(const std::string &path) const {
 }
 
 CommandResult RunningGuest::run_in_ns(const std::vector<std::string> &argv, int timeout_s) const {
-    std::vector<std::string> full = ns_.exec_prefix();
+    std::vector<std::string> full = net_.ns().exec_prefix();
     full.insert(full.end(), argv.begin(), argv.end());
     return run(full, timeout_s);
 }

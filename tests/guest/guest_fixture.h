@@ -24,10 +24,36 @@ struct GuestSpec {
     std::string mem = "64M";
 };
 
-class RunningGuest {
+// A test namespace with a tap whose host side is the guest's gateway.
+class GuestNetwork {
 public:
     static constexpr const char *kGuestIp = "198.18.0.2";
     static constexpr const char *kGatewayIp = "198.18.0.1";
+
+    GuestNetwork();
+    const std::string &netns() const { return ns_.name(); }
+    const std::string &tap() const { return tap_; }
+    const ScopedNetns &ns() const { return ns_; }
+    // `wisp-vmm run` for `spec` on this tap, as argv run inside the namespace.
+    std::vector<std::string> monitor_argv(const GuestSpec &spec) const;
+
+private:
+    ScopedNetns ns_;
+    std::string tap_;
+};
+
+struct GuestExit {
+    int exit_code = -1;   // the monitor's exit code (the guest's halt status)
+    std::string console;  // monitor log and guest console
+};
+
+// Boots `spec` and waits (up to timeout_s) for the VM to end.
+GuestExit run_guest_to_exit(const GuestSpec &spec, int timeout_s = 60);
+
+class RunningGuest {
+public:
+    static constexpr const char *kGuestIp = GuestNetwork::kGuestIp;
+    static constexpr const char *kGatewayIp = GuestNetwork::kGatewayIp;
 
     // Starts the monitor and waits until the guest reported ready. Throws
     // std::runtime_error (with the console) if it does not get there.
@@ -36,8 +62,8 @@ public:
     RunningGuest(const RunningGuest &) = delete;
     RunningGuest &operator=(const RunningGuest &) = delete;
 
-    const std::string &netns() const { return ns_.name(); }
-    const std::string &tap() const { return tap_; }
+    const std::string &netns() const { return net_.netns(); }
+    const std::string &tap() const { return net_.tap(); }
     std::string url(const std::string &path) const;
     // Runs argv inside the namespace.
     CommandResult run_in_ns(const std::vector<std::string> &argv, int timeout_s = 60) const;
@@ -47,8 +73,7 @@ public:
     bool alive();
 
 private:
-    ScopedNetns ns_;
-    std::string tap_;
+    GuestNetwork net_;
     ScopedTempDir dir_;
     std::string log_path_;
     pid_t pid_ = -1;
