@@ -40,15 +40,7 @@ GuestRun run_guest(const std::string &image, const std::string &cmdline, uint64_
     if (!console_fd) throw std::runtime_error("memfd_create failed");
     auto vmm = vmm::Vmm::create();
     if (!vmm) throw std::runtime_error(vmm.error().describe());
-    vmm::BootConfig config;
-    config.mem_size = mem_size;
-    config.cmdline = cmdline;
-    config.identity.mac = {0x02, 0, 0, 0, 0, 0x10};
-    config.identity.gw_mac = {0x02, 0, 0, 0, 0, 0x01};
-    config.identity.ip = {198, 18, 0, 2};
-    config.identity.gw_ip = {198, 18, 0, 1};
-    config.identity.prefix_len = 24;
-    auto st = (*vmm)->boot(config, bytes, vmm::Tap(UniqueFd(dup(tap.fd()))),
+    auto st = (*vmm)->boot(test_boot_config(cmdline, mem_size), bytes, vmm::Tap(UniqueFd(dup(tap.fd()))),
                            vmm::ConsoleLog(UniqueFd(dup(console_fd.get())), console_limit));
     if (!st) throw std::runtime_error("boot: " + st.error().describe());
     GuestRun run;
@@ -125,7 +117,7 @@ std::string MonitorProcess::log() const {
     return ss.str();
 }
 
-wisp_ctl_boot test_boot(const std::string &cmdline, uint64_t mem_size, uint32_t flags) {
+vmm::BootConfig test_boot_config(const std::string &cmdline, uint64_t mem_size) {
     vmm::BootConfig c;
     c.mem_size = mem_size;
     c.cmdline = cmdline;
@@ -134,7 +126,11 @@ wisp_ctl_boot test_boot(const std::string &cmdline, uint64_t mem_size, uint32_t 
     c.identity.ip = {198, 18, 0, 2};
     c.identity.gw_ip = {198, 18, 0, 1};
     c.identity.prefix_len = 24;
-    return vmm::control::make_boot(c, flags);
+    return c;
+}
+
+wisp_ctl_boot test_boot(const std::string &cmdline, uint64_t mem_size, uint32_t flags) {
+    return vmm::control::make_boot(test_boot_config(cmdline, mem_size), flags);
 }
 
 }  // namespace wisp::test

@@ -56,7 +56,10 @@ private:
     std::string log_path_;
 };
 
-// A boot command for a test image with a test identity.
+// The test identity (MAC 02::10, 198.18.0.2/24, gateway 198.18.0.1 / 02::01).
+vmm::BootConfig test_boot_config(const std::string &cmdline, uint64_t mem_size = 32ull << 20);
+
+// A boot command for a test image with the test identity.
 wisp_ctl_boot test_boot(const std::string &cmdline, uint64_t mem_size = 32ull << 20,
                         uint32_t flags = 0);
 

@@ -36,6 +36,9 @@ typedef uint64_t wisp_gpa_t;
 
 #define WISP_HYPERCALL_PORT_BASE 0x500
 #define WISP_HYPERCALL_PORT(nr) (WISP_HYPERCALL_PORT_BASE + (nr))
+/* The guest runs with IOPL 0; the TSS I/O bitmap opens exactly these ports to
+ * ring 3 (an `out` elsewhere, cli, hlt, wrmsr, ... fault and end the VM). */
+#define WISP_HYPERCALL_PORT_COUNT 0x100
 
 enum wisp_hypercall_nr {
     WISP_HC_RESERVED = 0,    /* never valid: catches an uninitialised port */
@@ -83,7 +86,8 @@ struct wisp_hc_net_batch {
 
 /* The guest's event loop in one exit: transmit `tx`, then wait until a frame is
  * readable, a control message is pending, or `deadline_ns` passes, then receive
- * into `rx`. tx_count/rx_count may be zero. */
+ * into `rx`. tx_count/rx_count may be zero. A return with neither bit in
+ * `events` is normal (the monitor had a control message to serve): poll again. */
 struct wisp_hc_poll {
     uint64_t deadline_ns; /* IN: guest monotonic time; 0 = do not block */
     wisp_gpa_t tx;        /* IN: struct wisp_frame[tx_count] to send first */
@@ -118,7 +122,7 @@ struct wisp_hc_abort {
 
 /* ---- boot-info page ------------------------------------------------------- */
 
-/* Clock calibration. The guest computes
+/* Clock calibration. The guest computes (the product is 64x64->128 bit)
  *     mono_ns = mono_base_ns + (((rdtsc() - tsc_base) * tsc_mult) >> tsc_shift)
  *     wall_ns = mono_ns + wall_offset_ns
  * The monitor rewrites these fields after a snapshot restore (bumping `seq`, odd

@@ -105,8 +105,7 @@ FaultReport classify_shutdown(const ShutdownState &s, const GuestLayout &l) {
         return {WISP_EXIT_EXECUTE_VIOLATION,
                 "jump to " + std::string(page_access_name(at_rip)) + " memory" + where};
     if (const char *name = privileged_instruction_name(s.insn, s.insn_len))
-        return {WISP_EXIT_PRIVILEGED_INSTRUCTION, std::string("privileged instruction ") + name +
-                                                      " in ring 3" + where};
+        return {WISP_EXIT_PRIVILEGED_INSTRUCTION, std::string(name) + " in ring 3" + where};
     size_t op = skip_prefixes(s.insn, s.insn_len);
     bool ud2 = op + 1 < s.insn_len && s.insn[op] == 0x0f && s.insn[op + 1] == 0x0b;
     if (ud2 || s.vector == kVectorInvalidOpcode)

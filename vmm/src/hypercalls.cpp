@@ -32,8 +32,8 @@ Vmm::Action Vmm::dispatch(uint32_t nr, uint64_t arg) {
         case WISP_HC_CONSOLE: return hc_console(arg);
         case WISP_HC_CLOCK: return hc_clock(arg);
         case WISP_HC_POLL: return hc_poll(arg);
-        case WISP_HC_NET_READ: return hc_net_read(arg);
-        case WISP_HC_NET_WRITE: return hc_net_write(arg);
+        case WISP_HC_NET_READ: return hc_net_batch(arg, /*write=*/false);
+        case WISP_HC_NET_WRITE: return hc_net_batch(arg, /*write=*/true);
         case WISP_HC_READY: return hc_ready(arg);
         case WISP_HC_HALT: return hc_halt(arg);
         case WISP_HC_ABORT: return hc_abort(arg);
@@ -206,20 +206,12 @@ Vmm::Action Vmm::hc_poll(uint64_t arg) {
     return interrupted ? Action::kInterrupted : Action::kContinue;
 }
 
-Vmm::Action Vmm::hc_net_read(uint64_t arg) {
+Vmm::Action Vmm::hc_net_batch(uint64_t arg, bool write) {
     wisp_hc_net_batch b;
     if (!read_arg(arg, b)) return Action::kExit;
     uint32_t done = 0;
-    if (!receive(b.frames, b.count, done)) return Action::kExit;
-    return write_out(arg + offsetof(wisp_hc_net_batch, done), done) ? Action::kContinue
-                                                                    : Action::kExit;
-}
-
-Vmm::Action Vmm::hc_net_write(uint64_t arg) {
-    wisp_hc_net_batch b;
-    if (!read_arg(arg, b)) return Action::kExit;
-    uint32_t done = 0;
-    if (!transmit(b.frames, b.count, done)) return Action::kExit;
+    bool ok = write ? transmit(b.frames, b.count, done) : receive(b.frames, b.count, done);
+    if (!ok) return Action::kExit;
     return write_out(arg + offsetof(wisp_hc_net_batch, done), done) ? Action::kContinue
                                                                     : Action::kExit;
 }

@@ -76,10 +76,14 @@ Status Monitor::adopt_connection(UniqueFd fd) {
     if (conn_) spdlog::info("a new controller took over");
     conn_ = std::move(fd);
     update_wake_fds();
+    if (serving_) send_hello();
+    return {};
+}
+
+void Monitor::send_hello() {
     wisp_ctl_hello hello{WISP_CONTROL_VERSION, WISP_ABI_VERSION, static_cast<uint32_t>(getpid()),
                          state_};
     send_event(WISP_CTL_EV_HELLO, hello);
-    return {};
 }
 
 void Monitor::update_wake_fds() {
@@ -234,6 +238,10 @@ void Monitor::handle_boot(const control::Message &m, control::Packet &packet) {
 }
 
 int Monitor::serve() {
+    // The first hello goes out only now, once main() has applied the sandbox: a
+    // controller that sees it may rely on a fully set-up monitor.
+    serving_ = true;
+    send_hello();
     for (;;) {
         if (termination_requested() && !stop_requested_) {
             stop_requested_ = true;

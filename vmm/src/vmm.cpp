@@ -87,6 +87,10 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
     GuestLayout layout = make_layout(config.mem_size, *parsed);
     WISP_RETURN_IF_ERROR(build_system_tables(layout, *memory));
     WISP_RETURN_IF_ERROR(vm_.set_memory(*memory));
+    // From here on KVM refers to this memory: keep it whatever happens next (a
+    // later failure leaves this VM unusable, and memory_.valid() says so).
+    memory_ = std::move(*memory);
+    layout_ = std::move(layout);
 
     kvm_sregs sregs;
     WISP_RETURN_IF_ERROR(vcpu_.get_sregs(sregs));
@@ -94,7 +98,7 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
     WISP_RETURN_IF_ERROR(vcpu_.set_sregs(sregs));
     if (kvm_.has_xsave())
         WISP_RETURN_IF_ERROR(vcpu_.set_xcr0(kXcr0X87 | kXcr0Sse | (kvm_.has_avx() ? kXcr0Avx : 0)));
-    WISP_RETURN_IF_ERROR(vcpu_.set_regs(initial_registers(parsed->entry, layout.stack_top)));
+    WISP_RETURN_IF_ERROR(vcpu_.set_regs(initial_registers(parsed->entry, layout_.stack_top)));
 
     auto khz = vcpu_.tsc_khz();
     if (!khz) return std::move(khz).error();
@@ -103,12 +107,10 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
     uint64_t mono = clock_.monotonic_ns();
     int64_t wall_offset = static_cast<int64_t>(clock_.wall_ns() - mono);
     wisp_clock_info clock = make_clock_info(*khz, *tsc, mono, wall_offset, 0);
-    if (!memory->write(WISP_BOOT_INFO_GPA,
-                       make_boot_info(layout, config.identity, config.cmdline, clock)))
+    if (!memory_.write(WISP_BOOT_INFO_GPA,
+                       make_boot_info(layout_, config.identity, config.cmdline, clock)))
         return invalid("boot info outside guest memory");
 
-    memory_ = std::move(*memory);
-    layout_ = std::move(layout);
     tap_ = std::move(tap);
     console_ = std::move(console);
     entry_rip_ = parsed->entry;

@@ -28,7 +28,7 @@ constexpr uint64_t kPt = kPd + 0x4000;               // 0xc000 .. WISP_IMAGE_BAS
 // Hypercall ports the TSS I/O bitmap lets through to the monitor; an `out` to any
 // other port (or any `in`) faults in the guest.
 constexpr uint16_t kHypercallPortFirst = WISP_HYPERCALL_PORT_BASE;
-constexpr uint16_t kHypercallPortLast = WISP_HYPERCALL_PORT_BASE + 0xff;
+constexpr uint16_t kHypercallPortLast = WISP_HYPERCALL_PORT_BASE + WISP_HYPERCALL_PORT_COUNT - 1;
 
 // GDT selectors (ring-3 ones carry RPL 3).
 constexpr uint16_t kUserDataSelector = 0x18 | 3;

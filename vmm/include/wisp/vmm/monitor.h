@@ -45,7 +45,7 @@ public:
     // `connection`: a connected controller (may be invalid if `listen` is valid).
     Monitor(std::unique_ptr<Vmm> vmm, UniqueFd connection, ListenSocket listen);
 
-    // Serves until the VM ended (or the monitor was told to stop while empty).
+    // Sends hello, then serves until the VM ended (or the monitor was told to stop while empty).
     // Returns the process exit code: 0 for an orderly end (the VM's own exit
     // reason is reported over the control channel and logged).
     int serve();
@@ -63,6 +63,7 @@ private:
                                                   sizeof payload));
     }
     void send_state();
+    void send_hello();
     void controller_gone();
     void update_wake_fds();
 
@@ -73,6 +74,7 @@ private:
     bool hold_at_ready_ = false;
     bool boot_poisoned_ = false;
     bool stop_requested_ = false;
+    bool serving_ = false;
 };
 
 }  // namespace wisp::vmm

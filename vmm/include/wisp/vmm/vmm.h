@@ -86,8 +86,7 @@ private:
     Action hc_console(uint64_t arg);
     Action hc_clock(uint64_t arg);
     Action hc_poll(uint64_t arg);
-    Action hc_net_read(uint64_t arg);
-    Action hc_net_write(uint64_t arg);
+    Action hc_net_batch(uint64_t arg, bool write);  // net_read / net_write
     Action hc_ready(uint64_t arg);
     Action hc_halt(uint64_t arg);
     Action hc_abort(uint64_t arg);
