@@ -63,6 +63,19 @@ TEST(HelloApp, SendsA1MiBResponseIntact) {
     EXPECT_TRUE(r.body == pattern_bytes(1048576)) << "1 MiB body differs from the pattern";
 }
 
+TEST(HelloApp, AnswersOverIpv6) {
+    REQUIRE_GUEST_ENVIRONMENT();
+    GuestSpec spec{"hello", ""};
+    spec.ipv6 = true;
+    RunningGuest guest(spec);
+    auto r = curl(guest, "/");
+    EXPECT_EQ(r.status, 200) << r.curl_output;
+    EXPECT_EQ(r.body, "hello from wisp\n");
+    auto big = curl(guest, "/bytes/1048576");
+    EXPECT_EQ(big.status, 200);
+    EXPECT_TRUE(big.body == pattern_bytes(1048576)) << "1 MiB over IPv6 differs from the pattern";
+}
+
 TEST(KvApp, StoresAndReturnsA64KiBValueIntact) {
     REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"kv", ""});

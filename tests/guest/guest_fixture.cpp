@@ -55,6 +55,7 @@ std::string read_text(const std::string &path) {
 GuestNetwork::GuestNetwork() : ns_("gns"), tap_(unique_name("gt")) {
     must({"ip", "-n", ns_.name(), "tuntap", "add", "dev", tap_, "mode", "tap"});
     must({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp) + "/24", "dev", tap_});
+    must({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp6) + "/64", "dev", tap_, "nodad"});
     must({"ip", "-n", ns_.name(), "link", "set", tap_, "up"});
 }
 
@@ -63,8 +64,9 @@ std::vector<std::string> GuestNetwork::monitor_argv(const GuestSpec &spec) const
     for (const std::string &arg :
          {binary_path("wisp-vmm"), std::string("run"), std::string("--image"), image_path(spec.image),
           std::string("--tap"), tap_, std::string("--mem"), spec.mem, std::string("--ip"),
-          std::string(kGuestIp), std::string("--prefix"), std::string("24"),
-          std::string("--gateway-ip"), std::string(kGatewayIp), std::string("--cmdline"), spec.cmdline})
+          std::string(spec.ipv6 ? kGuestIp6 : kGuestIp), std::string("--prefix"),
+          std::string(spec.ipv6 ? "64" : "24"), std::string("--gateway-ip"),
+          std::string(spec.ipv6 ? kGatewayIp6 : kGatewayIp), std::string("--cmdline"), spec.cmdline})
         argv.push_back(arg);
     return argv;
 }
@@ -116,7 +118,7 @@ GuestExit run_guest_to_exit(const GuestSpec &spec, int timeout_s) {
     return result;
 }
 
-RunningGuest::RunningGuest(const GuestSpec &spec) : dir_("guest") {
+RunningGuest::RunningGuest(const GuestSpec &spec) : dir_("guest"), ipv6_(spec.ipv6) {
     log_path_ = dir_.path() + "/monitor.log";
     pid_ = spawn_logged(net_.monitor_argv(spec), log_path_);
     // Boot plus the app's own initialisation; generous for a loaded CI machine.
@@ -157,6 +159,7 @@ bool RunningGuest::alive() {
 }
 
 std::string RunningGuest::url(const std::string &path) const {
+    if (ipv6_) return std::string("http://[") + GuestNetwork::kGuestIp6 + "]" + path;
     return std::string("http://") + kGuestIp + path;
 }
 
@@ -173,7 +176,7 @@ HttpResult curl(const RunningGuest &guest, const std::string &path,
     static int counter = 0;
     ScopedTempDir dir("curl");
     std::string body_path = dir.path() + "/body" + std::to_string(counter++);
-    std::vector<std::string> argv = {"curl", "-sS", "--max-time", std::to_string(timeout_s),
+    std::vector<std::string> argv = {"curl", "-sS", "-g", "--max-time", std::to_string(timeout_s),
                                      "-o", body_path, "-w", "%{http_code}"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(guest.url(path));

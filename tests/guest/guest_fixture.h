@@ -3,8 +3,9 @@
 // that namespace.
 //
 // Addressing (every instance has its own namespace, so these never collide):
-//   tap (host side, the guest's gateway)  198.18.0.1/24
-//   guest (the service VIP)               198.18.0.2
+//   tap (host side, the guest's gateway)  198.18.0.1/24   2001:2::1/64
+//   guest (the service VIP)               198.18.0.2      2001:2::2 (GuestSpec::ipv6)
+// (2001:2::/48 is IPv6's benchmarking range, the counterpart of 198.18.0.0/15.)
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +23,7 @@ struct GuestSpec {
     std::string image;    // name under build/images, e.g. "hello"
     std::string cmdline;  // the guest's command line
     std::string mem = "64M";
+    bool ipv6 = false;  // give the guest its IPv6 address instead of the IPv4 one
 };
 
 // A test namespace with a tap whose host side is the guest's gateway.
@@ -29,6 +31,8 @@ class GuestNetwork {
 public:
     static constexpr const char *kGuestIp = "198.18.0.2";
     static constexpr const char *kGatewayIp = "198.18.0.1";
+    static constexpr const char *kGuestIp6 = "2001:2::2";
+    static constexpr const char *kGatewayIp6 = "2001:2::1";
 
     GuestNetwork();
     const std::string &netns() const { return ns_.name(); }
@@ -77,6 +81,7 @@ private:
     ScopedTempDir dir_;
     std::string log_path_;
     pid_t pid_ = -1;
+    bool ipv6_ = false;
 };
 
 struct HttpResult {
