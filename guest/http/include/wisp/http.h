@@ -87,6 +87,12 @@ void wisp_http_respond_generated(struct wisp_http_response *res, int status,
 /* Responds `status` with its reason phrase (and `detail`, if given) as text. */
 void wisp_http_respond_error(struct wisp_http_response *res, int status, const char *detail);
 
+/* 1 if the request's method is one of `methods` (comma-separated, e.g.
+ * "GET, PUT"; GET also allows HEAD). Otherwise answers 405 with an Allow header
+ * naming them and returns 0. */
+int wisp_http_allow(const struct wisp_http_request *req, struct wisp_http_response *res,
+                    const char *methods);
+
 /* Reason phrase for a status code ("OK", "Not Found", ...). */
 const char *wisp_http_reason(int status);
 
