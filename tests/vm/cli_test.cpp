@@ -57,3 +57,13 @@ TEST(RunCommand, RejectsAMalformedImageWithAClearError) {
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("invalid guest image"), std::string::npos) << r.output;
 }
+
+TEST(ServeCommand, RefusesAControlFdThatIsNotASeqpacketSocket) {
+    WISP_REQUIRE_KVM();
+    // fd 0 of the child is /dev/null here, not a socket.
+    auto r = wisp::test::run_shell(wisp::test::binary_path("wisp-vmm") +
+                                       " serve --control-fd 0 </dev/null",
+                                   30);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("not a SOCK_SEQPACKET socket"), std::string::npos) << r.output;
+}

@@ -2,10 +2,14 @@
 // well-behaved guest sees (console, clocks, poll timeouts, ready, halt status).
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <sstream>
 
 #include "vm_helpers.h"
 #include "wisp/test/capabilities.h"
+#include "wisp/test/paths.h"
 #include "wisp/vmm/clock.h"
 
 using wisp::test::run_guest;
@@ -83,4 +87,44 @@ TEST(Guest, PollTimeoutsWaitAboutAsLongAsAsked) {
         }
     }
     EXPECT_EQ(checked, 4) << run.console;
+}
+
+// The hooks the snapshot code builds on: a guest stopped at `ready` moves to a
+// brand-new VM — its vCPU state through Vcpu::save()/restore(), its memory as a
+// private mapping of a file — and continues there to its halt.
+TEST(Snapshotability, AGuestMovesToAFreshVmThroughVcpuStateAndAFileMapping) {
+    WISP_REQUIRE_KVM();
+    constexpr uint64_t kMem = 32ull << 20;
+    auto image = wisp::test::read_file(wisp::test::image_path("vmtest_hello"));
+    wisp::test::ScopedTap tap("snp");
+    wisp::test::silence_tap(tap);
+    auto first = wisp::vmm::Vmm::create();
+    ASSERT_TRUE(first.ok());
+    ASSERT_TRUE((*first)->boot(wisp::test::test_boot_config("status=77", kMem), image,
+                               wisp::vmm::Tap(wisp::UniqueFd(dup(tap.fd()))),
+                               wisp::vmm::ConsoleLog())
+                    .ok());
+    ASSERT_EQ((*first)->run(), wisp::vmm::RunStop::kReady);
+    ASSERT_TRUE((*first)->vcpu().complete_pending_io().ok());
+    auto state = (*first)->vcpu().save();
+    ASSERT_TRUE(state.ok()) << state.error().describe();
+    wisp::UniqueFd file(memfd_create("guest-memory", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(file.get(), kMem), 0);
+    ASSERT_EQ(pwrite(file.get(), (*first)->memory().host_base(), kMem, 0), ssize_t(kMem));
+    wisp::vmm::GuestLayout layout = (*first)->layout();
+    first->reset();  // the original VM is gone
+
+    auto second = wisp::vmm::Vmm::create();
+    ASSERT_TRUE(second.ok());
+    auto memory = wisp::vmm::GuestMemory::map_file(file.get(), kMem);
+    ASSERT_TRUE(memory.ok()) << memory.error().describe();
+    ASSERT_TRUE((*second)->vm().set_memory(*memory).ok());
+    (*second)->memory() = std::move(*memory);
+    (*second)->layout() = layout;
+    (*second)->tap() = wisp::vmm::Tap(wisp::UniqueFd(dup(tap.fd())));
+    auto restored = (*second)->vcpu().restore(*state);
+    ASSERT_TRUE(restored.ok()) << restored.error().describe();
+    while ((*second)->run() != wisp::vmm::RunStop::kExited) {
+    }
+    EXPECT_EQ((*second)->exit_summary(), "halt status 77");
 }

@@ -94,16 +94,20 @@ Vmm::Action Vmm::hc_clock(uint64_t arg) {
     return write_out(arg, c) ? Action::kContinue : Action::kExit;
 }
 
+bool Vmm::frame_table(uint64_t frames, uint32_t count, const char *what, std::span<uint8_t> &table) {
+    if (count > WISP_NET_BATCH_MAX) {
+        die(WISP_EXIT_BAD_ARGUMENT,
+            std::string(what) + " of " + std::to_string(count) + " frames exceeds 64");
+        return false;
+    }
+    return translate_or_die(frames, uint64_t{count} * sizeof(wisp_frame), what, table);
+}
+
 bool Vmm::transmit(uint64_t frames, uint32_t count, uint32_t &done) {
     done = 0;
     if (count == 0) return true;
-    if (count > WISP_NET_BATCH_MAX) {
-        die(WISP_EXIT_BAD_ARGUMENT, "tx batch of " + std::to_string(count) + " frames exceeds 64");
-        return false;
-    }
     std::span<uint8_t> table;
-    if (!translate_or_die(frames, uint64_t{count} * sizeof(wisp_frame), "tx frame table", table))
-        return false;
+    if (!frame_table(frames, count, "tx batch", table)) return false;
     for (uint32_t i = 0; i < count; i++) {
         wisp_frame f;
         std::memcpy(&f, table.data() + i * sizeof(wisp_frame), sizeof f);
@@ -127,13 +131,8 @@ bool Vmm::transmit(uint64_t frames, uint32_t count, uint32_t &done) {
 bool Vmm::receive(uint64_t frames, uint32_t count, uint32_t &done) {
     done = 0;
     if (count == 0) return true;
-    if (count > WISP_NET_BATCH_MAX) {
-        die(WISP_EXIT_BAD_ARGUMENT, "rx batch of " + std::to_string(count) + " frames exceeds 64");
-        return false;
-    }
     std::span<uint8_t> table;
-    if (!translate_or_die(frames, uint64_t{count} * sizeof(wisp_frame), "rx frame table", table))
-        return false;
+    if (!frame_table(frames, count, "rx batch", table)) return false;
     while (done < count) {
         wisp_frame f;
         std::memcpy(&f, table.data() + done * sizeof(wisp_frame), sizeof f);

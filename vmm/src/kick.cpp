@@ -28,6 +28,10 @@ void install_kick_handlers() {
 
 void set_kick_target(kvm_run *run) { g_target.store(run, std::memory_order_relaxed); }
 
+void clear_kick_target(kvm_run *run) {
+    g_target.compare_exchange_strong(run, nullptr, std::memory_order_relaxed);
+}
+
 bool termination_requested() { return g_terminate != 0; }
 
 }  // namespace wisp::vmm

@@ -130,7 +130,11 @@ void Monitor::drain(bool block) {
         nfds_t n = 0;
         if (conn_) fds[n++] = pollfd{conn_.get(), POLLIN, 0};
         if (listen_.valid()) fds[n++] = pollfd{listen_.fd(), POLLIN, 0};
-        if (n == 0) return;
+        if (n == 0) {
+            stop_requested_ = true;  // no controller can ever reach us
+            if (state_ != WISP_VM_EMPTY) vmm_->stop(WISP_EXIT_STOPPED, "no controller left");
+            return;
+        }
         // A signal ends the wait early (EINTR); the timeout bounds the window in
         // which a termination signal lands just before poll() blocks.
         poll(fds, n, 500);
@@ -240,6 +244,10 @@ void Monitor::handle_boot(const control::Message &m, control::Packet &packet) {
 int Monitor::serve() {
     // The first hello goes out only now, once main() has applied the sandbox: a
     // controller that sees it may rely on a fully set-up monitor.
+    if (!conn_ && !listen_.valid()) {
+        spdlog::error("no usable control connection and no control socket: nothing to serve");
+        return 1;
+    }
     serving_ = true;
     send_hello();
     for (;;) {

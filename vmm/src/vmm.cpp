@@ -55,7 +55,7 @@ const char *hypercall_name(uint32_t nr) {
 Vmm::Vmm(Kvm kvm, Vm vm, Vcpu vcpu)
     : kvm_(std::move(kvm)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
 
-Vmm::~Vmm() { set_kick_target(nullptr); }
+Vmm::~Vmm() { clear_kick_target(vcpu_.run_state()); }
 
 Result<std::unique_ptr<Vmm>> Vmm::create() {
     auto kvm = Kvm::open();

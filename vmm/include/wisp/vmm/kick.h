@@ -15,6 +15,8 @@ namespace wisp::vmm {
 void install_kick_handlers();
 // The vCPU whose run state the handler flags (one vCPU per process).
 void set_kick_target(kvm_run *run);
+// Forgets `run` if it is still the target (a newer vCPU may have replaced it).
+void clear_kick_target(kvm_run *run);
 // True once SIGTERM/SIGINT/SIGHUP arrived.
 bool termination_requested();
 

@@ -47,7 +47,8 @@ public:
 
     // Sends hello, then serves until the VM ended (or the monitor was told to stop while empty).
     // Returns the process exit code: 0 for an orderly end (the VM's own exit
-    // reason is reported over the control channel and logged).
+    // reason is reported over the control channel and logged), 1 when there is
+    // no usable control channel at all.
     int serve();
 
 private:

@@ -97,6 +97,8 @@ private:
     bool read_arg(uint64_t gpa, T &out);
     template <class T>
     bool write_out(uint64_t gpa, const T &value);
+    // The guest's wisp_frame[count] table, count checked against the batch limit.
+    bool frame_table(uint64_t frames, uint32_t count, const char *what, std::span<uint8_t> &table);
     bool transmit(uint64_t frames, uint32_t count, uint32_t &done);
     bool receive(uint64_t frames, uint32_t count, uint32_t &done);
     // Waits until the tap is readable, a wake fd is readable, a signal arrives
