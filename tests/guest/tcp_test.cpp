@@ -140,6 +140,23 @@ TEST(GuestTcp, SynAckCarriesMssAndWindowScaling) {
     EXPECT_EQ(*answer->wscale, 2) << "TCP_RCV_SCALE";
 }
 
+TEST(GuestTcp, InitialSequenceNumbersAreNotACounter) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", ""});
+    std::vector<uint32_t> isns;
+    for (uint16_t port = 40010; port < 40014; port++) {
+        auto answer = syn_and_answer(guest, 80, port, 1);
+        ASSERT_TRUE(answer) << "no answer to the SYN from port " << port;
+        isns.push_back(answer->seq);
+    }
+    // RFC 6528 ISNs (clock + keyed hash of the 4-tuple) differ by random 32-bit
+    // amounts; lwIP's built-in counter would advance by a few ticks at most.
+    int far_apart = 0;
+    for (size_t i = 1; i < isns.size(); i++)
+        if (static_cast<uint32_t>(isns[i] - isns[i - 1] + (1u << 20)) > (2u << 20)) far_apart++;
+    EXPECT_GE(far_apart, 2) << isns[0] << " " << isns[1] << " " << isns[2] << " " << isns[3];
+}
+
 TEST(GuestTcp, ClosedPortAnswersWithReset) {
     WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
