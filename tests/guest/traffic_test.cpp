@@ -158,5 +158,37 @@ TEST(HelloTraffic, AnIncompleteRequestDoesNotBlockOtherClients) {
     });
 }
 
+TEST(HelloTraffic, AnIncompleteRequestGets408AfterTheRequestTimeout) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", "http_request_timeout_ms=1000"});
+    run_in_netns(guest.netns(), [&] {
+        TcpClient client(RunningGuest::kGuestIp, 80);
+        ASSERT_TRUE(client.connected());
+        double start = monotonic_seconds();
+        client.send_all("GET / HTTP/1.1\r\nHost: x\r\n");  // the blank line never comes
+        bool closed = false;
+        std::string response = client.read_until_close(15000, &closed);
+        EXPECT_TRUE(closed);
+        EXPECT_EQ(status_of(response), 408) << response;
+        EXPECT_GE(monotonic_seconds() - start, 0.9) << "not before the timeout";
+    });
+    EXPECT_EQ(curl(guest, "/").status, 200);
+}
+
+TEST(HelloTraffic, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", "http_idle_timeout_ms=1000"});
+    run_in_netns(guest.netns(), [&] {
+        TcpClient client(RunningGuest::kGuestIp, 80);
+        ASSERT_TRUE(client.connected());
+        client.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        bool closed = false;
+        std::string response = client.read_until_close(15000, &closed);
+        EXPECT_TRUE(closed) << "the server closes the idle connection";
+        EXPECT_EQ(status_of(response), 200) << response;
+        EXPECT_EQ(count_occurrences(response, "hello from wisp"), 1u);
+    });
+}
+
 }  // namespace
 }  // namespace wisp::test

@@ -670,9 +670,14 @@ int wisp_http_serve(const struct wisp_http_config *cfg) {
     if (!c->max_body_bytes) c->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
     if (!c->max_headers) c->max_headers = DEFAULT_MAX_HEADERS;
     if (c->max_headers > MAX_HEADERS_LIMIT) c->max_headers = MAX_HEADERS_LIMIT;
-    if (!c->max_connections) c->max_connections = DEFAULT_MAX_CONNECTIONS;
-    if (!c->idle_timeout_ms) c->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
-    if (!c->request_timeout_ms) c->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    /* Limits the app leaves at 0 can be tuned per instance from the command line. */
+    if (!c->max_connections)
+        c->max_connections = wisp_cmdline_u64("http_max_connections", DEFAULT_MAX_CONNECTIONS);
+    if (!c->idle_timeout_ms)
+        c->idle_timeout_ms = (uint32_t)wisp_cmdline_u64("http_idle_timeout_ms", DEFAULT_IDLE_TIMEOUT_MS);
+    if (!c->request_timeout_ms)
+        c->request_timeout_ms =
+            (uint32_t)wisp_cmdline_u64("http_request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS);
 
     struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
     if (!pcb) goto fail;

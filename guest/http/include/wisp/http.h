@@ -43,9 +43,11 @@ struct wisp_http_config {
     size_t max_header_bytes;     /* request line + headers; 0: 8 KiB */
     size_t max_body_bytes;       /* 0: 1 MiB */
     size_t max_headers;          /* header fields per request; 0: 64 */
-    size_t max_connections;      /* open connections; more are reset; 0: 1024 */
-    uint32_t idle_timeout_ms;    /* keep-alive connection without a request; 0: 60 s */
-    uint32_t request_timeout_ms; /* first byte of a request to its last; 0: 10 s */
+    /* The next three, when 0, come from the command line (http_max_connections=,
+     * http_idle_timeout_ms=, http_request_timeout_ms=) or else the default. */
+    size_t max_connections;      /* open connections; more are reset; 1024 */
+    uint32_t idle_timeout_ms;    /* keep-alive connection without a request; 60 s */
+    uint32_t request_timeout_ms; /* first byte of a request to its last; 10 s */
     /* If set, GET on this path answers the helper's own statistics as JSON
      * (connections, requests, network and heap counters), e.g. "/_wisp/stats". */
     const char *stats_path;
