@@ -37,7 +37,7 @@ endfunction()
 #
 # Builds ${CMAKE_BINARY_DIR}/images/<name>.elf: the app linked with the guest runtime
 # (entry point, hypercalls, libc subset, ABI note) and any further guest libraries
-# (e.g. wisp::guest_net for lwIP).
+# (e.g. wisp::guest_lwip for lwIP).
 function(wisp_guest_image name)
   cmake_parse_arguments(G "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${G_SOURCES})
