@@ -14,6 +14,29 @@ Status check_identity(const GuestIdentity &id) {
     return {};
 }
 
+snapshot::IdentityState GuestIdentity::save() const {
+    snapshot::IdentityState s{};
+    std::memcpy(s.mac, mac.data(), 6);
+    std::memcpy(s.gw_mac, gw_mac.data(), 6);
+    s.ip_family = ip_family;
+    s.prefix_len = prefix_len;
+    std::memcpy(s.ip, ip.data(), 16);
+    std::memcpy(s.gw_ip, gw_ip.data(), 16);
+    return s;
+}
+
+Result<GuestIdentity> GuestIdentity::restore(const snapshot::IdentityState &s) {
+    GuestIdentity id;
+    std::memcpy(id.mac.data(), s.mac, 6);
+    std::memcpy(id.gw_mac.data(), s.gw_mac, 6);
+    id.ip_family = s.ip_family;
+    id.prefix_len = s.prefix_len;
+    std::memcpy(id.ip.data(), s.ip, 16);
+    std::memcpy(id.gw_ip.data(), s.gw_ip, 16);
+    WISP_RETURN_IF_ERROR(check_identity(id));
+    return id;
+}
+
 wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id,
                               const std::string &cmdline, const wisp_clock_info &clock) {
     wisp_boot_info bi{};
@@ -48,6 +71,29 @@ Status write_clock_info(const GuestMemory &memory, const wisp_clock_info &clock)
     next.seq = seq | 1u;
     std::memcpy(live, &next, sizeof next);
     __atomic_store_n(&live->seq, (seq | 1u) + 1u, __ATOMIC_RELEASE);
+    return {};
+}
+
+Result<wisp_clock_info> read_clock_info(const GuestMemory &memory) {
+    wisp_clock_info info;
+    if (!memory.read(WISP_BOOT_INFO_GPA + offsetof(wisp_boot_info, clock), &info))
+        return invalid("boot info outside guest memory");
+    return info;
+}
+
+Status write_restore_info(const GuestMemory &memory, uint32_t restore_count,
+                          const GuestIdentity &id) {
+    Translation t = memory.translate(WISP_BOOT_INFO_GPA, sizeof(wisp_boot_info));
+    if (!t.ok) return invalid("boot info outside guest memory");
+    auto *bi = reinterpret_cast<wisp_boot_info *>(t.bytes.data());
+    std::memcpy(bi->mac, id.mac.data(), 6);
+    std::memcpy(bi->gw_mac, id.gw_mac.data(), 6);
+    bi->ip_family = id.ip_family;
+    bi->prefix_len = id.prefix_len;
+    std::memcpy(bi->ip, id.ip.data(), 16);
+    std::memcpy(bi->gw_ip, id.gw_ip.data(), 16);
+    // Last: the guest treats a changed count as "re-read everything above".
+    __atomic_store_n(&bi->restore_count, restore_count, __ATOMIC_RELEASE);
     return {};
 }
 

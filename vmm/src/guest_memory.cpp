@@ -55,4 +55,17 @@ Result<GuestMemory> GuestMemory::map_file(int fd, uint64_t size) {
     return GuestMemory(static_cast<uint8_t *>(p), size);
 }
 
+Status GuestMemory::overlay_file(int fd, std::span<const snapshot::PageRun> runs) {
+    const uint64_t pages = size_ / WISP_PAGE_SIZE;
+    for (const snapshot::PageRun &r : runs) {
+        if (r.first_page >= pages || r.page_count > pages - r.first_page)
+            return invalid("overlay run outside guest memory");
+        const uint64_t offset = r.first_page * WISP_PAGE_SIZE;
+        void *p = mmap(base_ + offset, r.page_count * WISP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, static_cast<off_t>(offset));
+        if (p == MAP_FAILED) return errno_error("mmap diff memory over the full snapshot");
+    }
+    return {};
+}
+
 }  // namespace wisp::vmm

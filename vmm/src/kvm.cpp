@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -35,6 +36,30 @@ const kvm_cpuid_entry2 *find_leaf(const std::vector<kvm_cpuid_entry2> &cpuid, ui
     return nullptr;
 }
 
+// A hash of the CPUID words that name features a guest may rely on: vendor, leaf
+// 1 ecx/edx, leaf 7 ebx/ecx/edx, the XSAVE leaf 0xd, leaf 0x80000001 ecx/edx.
+// Not the whole table: it also holds the APIC id of whichever host CPU answered
+// (leaf 1 ebx[31:24], leaf 0xb edx), which differs from call to call.
+uint64_t feature_fingerprint(const std::vector<kvm_cpuid_entry2> &cpuid) {
+    struct Word {
+        uint32_t function, index, eax, ebx, ecx, edx;
+    };
+    std::vector<Word> words;
+    for (const auto &e : cpuid) {
+        Word w{e.function, e.index, 0, 0, 0, 0};
+        switch (e.function) {
+            case 0: w.ebx = e.ebx; w.ecx = e.ecx; w.edx = e.edx; break;
+            case 1: w.ecx = e.ecx; w.edx = e.edx; break;
+            case 7: w.ebx = e.ebx; w.ecx = e.ecx; w.edx = e.edx; break;
+            case 0xd: w.eax = e.eax; w.ebx = e.ebx; w.ecx = e.ecx; break;
+            case 0x80000001: w.ecx = e.ecx; w.edx = e.edx; break;
+            default: continue;
+        }
+        words.push_back(w);
+    }
+    return XXH3_64bits(words.data(), words.size() * sizeof(Word));
+}
+
 }  // namespace
 
 Result<Kvm> Kvm::open() {
@@ -52,6 +77,7 @@ Result<Kvm> Kvm::open() {
     if (ioctl(kvm.fd(), kvm_ioctl::kGetSupportedCpuid, buf.get()) != 0)
         return errno_error("KVM_GET_SUPPORTED_CPUID");
     kvm.cpuid_.assign(buf.entries(), buf.entries() + std::min<uint32_t>(buf.nent(), kMaxCpuidEntries));
+    kvm.cpuid_hash_ = feature_fingerprint(kvm.cpuid_);
     return kvm;
 }
 
@@ -171,6 +197,12 @@ struct OneMsr {
     kvm_msr_entry entry{};
 };
 static_assert(offsetof(OneMsr, entry) == 8);
+struct ThreeMsrs {
+    uint32_t nmsrs = 3;
+    uint32_t pad = 0;
+    kvm_msr_entry entries[3]{};
+};
+static_assert(offsetof(ThreeMsrs, entries) == 8);
 }  // namespace
 
 Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
@@ -220,9 +252,14 @@ Status Vcpu::restore(const VcpuState &s) {
     if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
     if (ioctl(fd(), kvm_ioctl::kSetXsave, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
     WISP_RETURN_IF_ERROR(set_regs(s.regs));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrTsc, s.tsc));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrPat, s.pat));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrKernelGsBase, s.kernel_gs_base));
+    ThreeMsrs m;
+    m.entries[0].index = kMsrTsc;
+    m.entries[0].data = s.tsc;
+    m.entries[1].index = kMsrPat;
+    m.entries[1].data = s.pat;
+    m.entries[2].index = kMsrKernelGsBase;
+    m.entries[2].data = s.kernel_gs_base;
+    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 3) return errno_error("KVM_SET_MSRS (TSC, PAT, KERNEL_GS_BASE)");
     if (ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0) return errno_error("KVM_SET_VCPU_EVENTS");
     return {};
 }

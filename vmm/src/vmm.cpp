@@ -1,5 +1,6 @@
 #include "wisp/vmm/vmm.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -68,6 +69,9 @@ Result<std::unique_ptr<Vmm>> Vmm::create() {
     // CR4.OSXSAVE and XCR0 to be accepted.
     WISP_RETURN_IF_ERROR(vcpu->set_cpuid(kvm->supported_cpuid()));
     std::unique_ptr<Vmm> vmm(new Vmm(std::move(*kvm), std::move(*vm), std::move(*vcpu)));
+    // Snapshots find the pages to write here; unreachable once sandboxed, so it is
+    // opened now (a monitor without /proc still boots, it just cannot snapshot).
+    vmm->pagemap_.reset(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
     set_kick_target(vmm->vcpu_.run_state());
     return vmm;
 }
@@ -113,6 +117,7 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
 
     tap_ = std::move(tap);
     console_ = std::move(console);
+    identity_ = config.identity;
     entry_rip_ = parsed->entry;
     entry_ns_ = host_monotonic_ns();
     return {};
@@ -120,6 +125,7 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
 
 RunStop Vmm::run() {
     kvm_run *run = vcpu_.run_state();
+    at_ready_ = false;  // the guest leaves its ready hypercall now
     for (;;) {
         if (exited_) return RunStop::kExited;
         int r = vcpu_.run();

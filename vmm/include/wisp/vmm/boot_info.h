@@ -7,6 +7,7 @@
 #include <string>
 
 #include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp/vmm/guest_memory.h"
 #include "wisp/vmm/machine.h"
 
@@ -20,6 +21,12 @@ struct GuestIdentity {
     uint8_t prefix_len = 0;
     std::array<uint8_t, 16> ip{};
     std::array<uint8_t, 16> gw_ip{};
+
+    bool operator==(const GuestIdentity &) const = default;
+
+    // Snapshot state; restore() checks it like a boot command's identity.
+    snapshot::IdentityState save() const;
+    static Result<GuestIdentity> restore(const snapshot::IdentityState &state);
 };
 
 // Checks family (4 or 6) and prefix length (<= 32 or 128).
@@ -31,5 +38,13 @@ wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id
 // Rewrites the clock calibration of a live guest with the seqlock protocol of
 // struct wisp_clock_info (seq odd while writing). Used after a restore.
 Status write_clock_info(const GuestMemory &memory, const wisp_clock_info &clock);
+
+// The calibration currently in the boot-info page.
+Result<wisp_clock_info> read_clock_info(const GuestMemory &memory);
+
+// After a restore: the new restore count and network identity. The guest notices
+// the changed restore_count (guest/net re-applies its addressing then).
+Status write_restore_info(const GuestMemory &memory, uint32_t restore_count,
+                          const GuestIdentity &identity);
 
 }  // namespace wisp::vmm

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp_hypercall.h"
 
 namespace wisp::vmm {
@@ -41,6 +42,12 @@ public:
     // A private copy-on-write mapping of `fd` (e.g. a snapshot's memory file):
     // pages load lazily and writes never reach the file.
     static Result<GuestMemory> map_file(int fd, uint64_t size);
+
+    // Maps the given page runs of `fd` (a diff snapshot's memory file, laid out at
+    // guest-physical offsets) privately over this mapping, each at its own offset:
+    // the pages of a diff replace those of the full snapshot underneath, still
+    // lazily and copy-on-write. Only before KVM uses the memory.
+    Status overlay_file(int fd, std::span<const snapshot::PageRun> runs);
 
     // The size rule for both constructors.
     static Status check_size(uint64_t size);
