@@ -91,8 +91,7 @@ protected:
         ev.type = type;
         ev.service = id;
         ev.timestamp_ns = clock.now_ns();
-        ev.frame = {0xde, 0xad, tag};
-        ev.original_length = 3;
+        ev.packet = {0x45, 0xad, tag};
         ctl->on_dataplane_event(ev);
     }
 
@@ -197,7 +196,7 @@ TEST_F(ControllerTest, RunningReplicaIsReadyInTheMapsBeforeBufferedSynsAreReplay
     EXPECT_EQ(dp.ready_of(id), std::vector<ReplicaId>{r});
     ASSERT_EQ(injector.calls.size(), 1u);
     int tap_ifindex = store->list_replicas()->front().tap_ifindex;
-    EXPECT_EQ(injector.calls[0].first, tap_ifindex);
+    EXPECT_EQ(injector.calls[0].first.tap_ifindex, tap_ifindex);
     ASSERT_EQ(injector.calls[0].second.size(), 3u);
     for (uint8_t i = 0; i < 3; ++i) EXPECT_EQ(injector.calls[0].second[i][2], i + 1);
     auto view = ctl->service("hello");
@@ -214,7 +213,7 @@ TEST_F(ControllerTest, SynThatRacesTheReadyFlipGoesStraightToTheReplica) {
     injector.calls.clear();
     syn(id, DpEvent::Type::kBuffered, 9);
     ASSERT_EQ(injector.calls.size(), 1u);
-    EXPECT_EQ(injector.calls[0].first, dp.replicas[id][0].tap_ifindex);
+    EXPECT_EQ(injector.calls[0].first.tap_ifindex, dp.replicas[id][0].tap_ifindex);
     EXPECT_EQ(dp.replicas[id][0].id, r);
 }
 
