@@ -19,6 +19,7 @@
 //  13. shutdown: API closed, idle monitors stopped; busy monitors and the pinned
 //      data plane stay (KillMode=process) for the next wispd to re-adopt
 #include <cstdio>
+#include <filesystem>
 
 #include "wisp/log.h"
 #include "wispd/daemon.h"
@@ -32,6 +33,15 @@ namespace {
 int fail(const char *step, const wisp::Error &e) {
     spdlog::critical("{}: {}", step, e.describe());
     return 1;
+}
+
+// An empty directory at `path` (leftovers of an earlier run removed).
+wisp::Status reset_directory(const std::string &path) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    std::filesystem::create_directories(path, ec);
+    if (ec) return wisp::Error{ec.value(), "create " + path};
+    return {};
 }
 
 }  // namespace
@@ -84,6 +94,9 @@ int main(int argc, char **argv) {
     pool_config.sockets_dir = options.runtime_dir + "/monitors";
     pool_config.size = options.monitor_pool_size;
     pool_config.log_level = options.log_level;
+    pool_config.spare_logs_dir = options.state_dir + "/logs/.spare";
+    if (auto st = reset_directory(pool_config.spare_logs_dir); !st)
+        return fail("console logs", st.error());
     auto pool = std::make_unique<VmmMonitorPool>(pool_config, daemon.loop(), daemon.worker(),
                                                  daemon.monitor_events());
     VmmMonitorPool *monitors = pool.get();

@@ -270,6 +270,8 @@ void Controller::sync_dataplane(ServiceRuntime &s) {
 }
 
 void Controller::publish_replicas(ServiceRuntime &s) {
+    // Before its golden snapshot a service is not in the data plane: nothing to say.
+    if (!s.in_dataplane) return;
     std::vector<DpReplica> set;
     for (auto &[id, r] : s.replicas) {
         if (r.record.state != ReplicaState::kReady && r.record.state != ReplicaState::kDraining)

@@ -62,6 +62,8 @@ VmmMonitorPool::VmmMonitorPool(Config config, EventLoop &loop, BackgroundWorker 
     : config_(std::move(config)), loop_(loop), worker_(worker), sink_(sink) {}
 
 VmmMonitorPool::~VmmMonitorPool() {
+    loop_.cancel(refill_timer_);
+    for (auto &spare : spare_logs_) unlink(spare.path.c_str());
     for (auto &[key, m] : monitors_) {
         loop_.cancel(m.kill_timer);
         if (m.control.fd() >= 0) loop_.unwatch(m.control.fd());
@@ -140,7 +142,53 @@ VmmMonitorPool::Monitor &VmmMonitorPool::add(Spawned spawned, Phase phase, bool 
     return m;
 }
 
+Result<VmmMonitorPool::SpareLog> VmmMonitorPool::console_log(const std::string &path) {
+    if (!spare_logs_.empty()) {
+        SpareLog spare = std::move(spare_logs_.front());
+        spare_logs_.pop_front();
+        return spare;
+    }
+    SpareLog log{UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)),
+                 path};
+    if (!log.fd) return errno_error("console log " + path);
+    return log;
+}
+
+void VmmMonitorPool::name_console_log(const SpareLog &log, const std::string &path) {
+    if (log.path == path) return;
+    // The monitor's fd stays valid across the rename, done off the wake path.
+    worker_.submit([from = log.path, to = path] {
+        if (rename(from.c_str(), to.c_str()) != 0)
+            spdlog::warn("console log {}: rename from {}: {}", to, from, strerror(errno));
+    });
+}
+
+void VmmMonitorPool::schedule_refill() {
+    if (refill_timer_) return;
+    refill_timer_ = loop_.schedule_after_ms(config_.refill_delay_ms, [this] {
+        refill_timer_ = 0;
+        fill();
+    });
+}
+
 void VmmMonitorPool::fill() {
+    while (!config_.spare_logs_dir.empty() &&
+           spare_logs_.size() + spare_logs_in_flight_ < config_.size) {
+        ++spare_logs_in_flight_;
+        worker_.submit([this] {
+            SpareLog spare;
+            spare.path = config_.spare_logs_dir + "/" + std::to_string(getpid()) + "-" +
+                         std::to_string(next_spare_++) + ".log";
+            spare.fd.reset(open(spare.path.c_str(),
+                                O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+            auto shared = std::make_shared<SpareLog>(std::move(spare));
+            loop_.post([this, shared] {
+                --spare_logs_in_flight_;
+                if (shared->fd) spare_logs_.push_back(std::move(*shared));
+                else spdlog::warn("spare console log {}: {}", shared->path, strerror(errno));
+            });
+        });
+    }
     if (loop_.now_ns() < retry_after_ns_) return;
     while (idle_.size() + starting_ < config_.size) {
         ++starting_;
@@ -188,8 +236,8 @@ void VmmMonitorPool::release_snapshot(const std::string &dir) { files_.erase(dir
 Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
     auto identity = identity_for(r, config_.gateway_ipv4);
     if (!identity) return std::move(identity).error();
-    UniqueFd log(open(r.console_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!log) return errno_error("console log " + r.console_log);
+    auto log = console_log(r.console_log);
+    if (!log) return std::move(log).error();
 
     Monitor *m = nullptr;
     while (!idle_.empty() && !m) {
@@ -219,7 +267,7 @@ Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
             sent = m->control.boot(
                 ctl::make_boot(boot, WISP_BOOT_HOLD_AT_READY | WISP_BOOT_LOG_FD,
                                config_.console_limit),
-                r.tap.fd.get(), image.get(), log.get());
+                r.tap.fd.get(), image.get(), log->fd.get());
         }
         m->phase = Phase::kBooting;
     } else {
@@ -242,11 +290,12 @@ Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
             fds.base_vmstate = base->vmstate.get();
             fds.base_memory = base->memory.get();
         }
-        fds.log = log.get();
+        fds.log = log->fd.get();
         sent = m->control.restore(ctl::make_restore(flags, &*identity, config_.console_limit),
                                   fds);
         m->phase = Phase::kRestoring;
     }
+    name_console_log(*log, r.console_log);
     m->replica = r.replica;
     replicas_[r.replica] = m->key;
     if (!sent) {
@@ -254,10 +303,10 @@ Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
         refused(*m, sent.error().describe());
         replicas_.erase(r.replica);
         m->replica = 0;
-        fill();
+        schedule_refill();
         return std::move(sent).error();
     }
-    fill();
+    schedule_refill();
     return MonitorHandle{m->pid, m->socket};
 }
 
@@ -331,13 +380,16 @@ void VmmMonitorPool::on_control(uint64_t key) {
         auto packet = ctl::receive_packet(m.control.fd());
         if (!packet) {
             if (packet.error().code == EAGAIN) return;
-            // We cannot control it any more: it must not linger. Its pidfd
-            // reports the end.
-            spdlog::debug("monitor {}: control connection lost: {}", m.pid,
-                          packet.error().describe());
+            // The monitor closes it as it exits (after its exited event, or when
+            // stopped). Otherwise we cannot control it any more and it must not
+            // linger. Either way its pidfd reports the end.
             loop_.unwatch(m.control.fd());
             m.control = ctl::ControlClient(UniqueFd());
-            kill_now(m);
+            if (m.exit_detail.empty() && m.phase != Phase::kStopping) {
+                spdlog::warn("monitor {}: control connection lost ({}); killing it", m.pid,
+                             packet.error().describe());
+                kill_now(m);
+            }
             return;
         }
         if (packet->truncated) {

@@ -69,15 +69,23 @@ Result<Tap> PreparedTapPool::create() {
     if (!ready_.empty()) {
         Tap tap = std::move(ready_.front());
         ready_.pop_front();
-        fill();
+        schedule_refill();
         return tap;
     }
     // A burst emptied the pool: this wake pays for its tap (the caller attaches
     // the return path).
     spdlog::debug("tap pool empty: creating a tap on the wake path");
     auto tap = factory_.create();
-    fill();
+    schedule_refill();
     return tap;
+}
+
+void PreparedTapPool::schedule_refill() {
+    if (refill_timer_) return;
+    refill_timer_ = loop_.schedule_after_ms(kRefillDelayMs, [this] {
+        refill_timer_ = 0;
+        fill();
+    });
 }
 
 void PreparedTapPool::fill() {

@@ -33,9 +33,9 @@ private:
 };
 
 // Keeps `target` taps made and prepared (their TC program attached by `prepare`)
-// so that a wake takes one in O(1). Refills on the background worker after every
-// take. When the pool is empty (a burst of wakes), create() makes a tap on the
-// spot, unprepared.
+// so that a wake takes one in O(1). Refills on the background worker shortly after
+// a take (not at once: the wake that took it is still using both cores). When the
+// pool is empty (a burst of wakes), create() makes a tap on the spot, unprepared.
 class PreparedTapPool final : public TapFactory {
 public:
     // Runs on the worker thread: must only touch the tap (and thread-safe state).
@@ -43,6 +43,7 @@ public:
 
     PreparedTapPool(size_t target, Prepare prepare, EventLoop &loop, BackgroundWorker &worker,
                     std::string name_template = "wsp%d");
+    ~PreparedTapPool() override { loop_.cancel(refill_timer_); }
     Result<Tap> create() override;
     // Starts filling the pool (from the worker).
     void fill();
@@ -50,6 +51,8 @@ public:
 
 private:
     void made(Result<Tap> tap);
+    void schedule_refill();
+    static constexpr uint64_t kRefillDelayMs = 20;
 
     size_t target_;
     Prepare prepare_;
@@ -59,6 +62,7 @@ private:
     std::deque<Tap> ready_;
     size_t in_flight_ = 0;
     uint64_t retry_after_ns_ = 0;  // after a failure, no refill before this
+    Scheduler::TimerId refill_timer_ = 0;
 };
 
 // Replays packets by transmitting frames on the tap with an AF_PACKET socket: the
