@@ -1,7 +1,7 @@
 // wispd end to end: the real daemon binary and the real `wisp` CLI, each test with
 // its own state directory, runtime directory, API socket, bpffs pin root and a veth
-// as uplink. (Wakes need the data plane and monitors; those tests join when the
-// pieces are wired in.)
+// as uplink: services, the CLI and API, restarts, preflight. Wakes and scale to
+// zero are in wake_e2e_test.cpp.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
@@ -55,9 +55,8 @@ protected:
         return c.Get(path.c_str());
     }
 
-    // An ELF file that exists on every host (the image is only booted once the
-    // monitors are wired in).
-    const std::string image_ = "/usr/bin/true";
+    // A real guest image: creating a service boots it for its golden snapshot.
+    const std::string image_ = image_path("hello");
     std::unique_ptr<WispdSandbox> box_;
     ScopedTempDir *tmp_ = nullptr;
     ScopedVeth *veth_ = nullptr;

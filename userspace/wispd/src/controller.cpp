@@ -869,6 +869,9 @@ void Controller::stateful_written(ServiceRuntime &s, ReplicaRuntime &r, const Mo
                 keep.push_back(old);
                 continue;
             }
+            // The store sets their rows' reference to NULL; so must we.
+            for (auto &[rid, rep] : s.replicas)
+                if (rep.record.snapshot == old.id) rep.record.snapshot.reset();
             (void)store_.delete_snapshot(old.id);
             ports_.monitors.release_snapshot(old.path);
             remove_tree_logged(old.path);
