@@ -767,8 +767,10 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
         latency = fmt::format(", {:.3f} ms after the first SYN", s.last_wake_latency_ms);
     }
     trace = {};
+    // Journalled now, not when it happened: no disk write delays a wake.
+    journal(s, r.record.id, "waking", "restoring from " + r.restored_from);
     journal(s, r.record.id, "ready",
-            fmt::format("restored from {} in {:.3f} ms{}; {} frames replayed", r.restored_from,
+            fmt::format("replica running {:.3f} ms after the restore began{}; {} frames replayed",
                         ns_to_ms(now - r.launched_ns), latency, replayed));
 
     ServiceId sid = s.record.id;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
@@ -385,6 +386,8 @@ void VmmMonitorPool::on_control(uint64_t key) {
             // linger. Either way its pidfd reports the end.
             loop_.unwatch(m.control.fd());
             m.control = ctl::ControlClient(UniqueFd());
+            pollfd gone{m.pidfd.get(), POLLIN, 0};
+            if (poll(&gone, 1, 0) == 1) return on_exit(key);  // killed: report it now
             if (m.exit_detail.empty() && m.phase != Phase::kStopping) {
                 spdlog::warn("monitor {}: control connection lost ({}); killing it", m.pid,
                              packet.error().describe());
