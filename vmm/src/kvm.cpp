@@ -197,12 +197,12 @@ struct OneMsr {
     kvm_msr_entry entry{};
 };
 static_assert(offsetof(OneMsr, entry) == 8);
-struct ThreeMsrs {
-    uint32_t nmsrs = 3;
+struct TwoMsrs {
+    uint32_t nmsrs = 2;
     uint32_t pad = 0;
-    kvm_msr_entry entries[3]{};
+    kvm_msr_entry entries[2]{};
 };
-static_assert(offsetof(ThreeMsrs, entries) == 8);
+static_assert(offsetof(TwoMsrs, entries) == 8);
 }  // namespace
 
 Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
@@ -252,14 +252,15 @@ Status Vcpu::restore(const VcpuState &s) {
     if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
     if (ioctl(fd(), kvm_ioctl::kSetXsave, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
     WISP_RETURN_IF_ERROR(set_regs(s.regs));
-    ThreeMsrs m;
-    m.entries[0].index = kMsrTsc;
-    m.entries[0].data = s.tsc;
-    m.entries[1].index = kMsrPat;
-    m.entries[1].data = s.pat;
-    m.entries[2].index = kMsrKernelGsBase;
-    m.entries[2].data = s.kernel_gs_base;
-    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 3) return errno_error("KVM_SET_MSRS (TSC, PAT, KERNEL_GS_BASE)");
+    // Not the TSC: a software KVM runs guest ring-3 `rdtsc` natively (the host's
+    // TSC, whatever the MSR says), so the guest's clocks are recalibrated against
+    // the TSC the new VM actually has (GuestClock::restore) instead.
+    TwoMsrs m;
+    m.entries[0].index = kMsrPat;
+    m.entries[0].data = s.pat;
+    m.entries[1].index = kMsrKernelGsBase;
+    m.entries[1].data = s.kernel_gs_base;
+    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 2) return errno_error("KVM_SET_MSRS (PAT, KERNEL_GS_BASE)");
     if (ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0) return errno_error("KVM_SET_VCPU_EVENTS");
     return {};
 }

@@ -186,8 +186,10 @@ Status Vmm::restore_snapshot(RestoreFiles files, Tap tap, ConsoleLog console,
     // ---- 4. clock, restore count, identity, the ready hypercall's answer ----
     auto khz = vcpu_.tsc_khz();
     if (!khz) return std::move(khz).error();
+    auto tsc = vcpu_.get_msr(kMsrTsc);
+    if (!tsc) return std::move(tsc).error();
     wisp_clock_info calibration;
-    auto clock = GuestClock::restore(state->clock, *khz, calibration);
+    auto clock = GuestClock::restore(state->clock, *tsc, *khz, calibration);
     if (!clock) return std::move(clock).error();
     clock_ = *clock;
     WISP_RETURN_IF_ERROR(write_clock_info(memory_, calibration));

@@ -98,7 +98,8 @@ public:
     Result<uint32_t> tsc_khz() const;
 
     // The whole state (save) and setting it on this vCPU (restore, e.g. on a fresh
-    // VM). restore() batches the MSRs into one call: it is on the wake path.
+    // VM). restore() sets everything but the TSC (see kvm.cpp; the guest's clocks
+    // are recalibrated instead) and batches the MSRs: it is on the wake path.
     Result<VcpuState> save() const;
     Status restore(const VcpuState &state);
 
