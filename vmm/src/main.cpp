@@ -71,7 +71,7 @@ struct SnapshotArgs {
 
 struct ServeArgs {
     int control_fd = -1;
-    std::string listen;
+    std::string listen, mem;
 };
 
 int fail(const std::string &what, const Error &e) {
@@ -249,6 +249,8 @@ int restore_command(const RestoreArgs &args) {
     if (!limit_ok) return fail("--console-limit", limit_ok.error());
     auto vmm = Vmm::create();
     if (!vmm) return fail("create VM", vmm.error());
+    auto prepared = (*vmm)->prepare_memory(state->memory.mem_size);
+    if (!prepared) return fail("prepare guest memory", prepared.error());
     auto listen = listen_if(args.listen);
     if (!listen) return fail("control socket", listen.error());
 
@@ -388,9 +390,16 @@ int serve_command(const ServeArgs &args) {
         spdlog::error("serve needs --control-fd, --listen or both");
         return kExitSetupFailed;
     }
-    // 1. the VM and vCPU exist before anyone asks for a guest (pre-forked pool)
+    // 1. the VM and vCPU exist before anyone asks for a guest (pre-forked pool),
+    //    and with --mem its memory slot too
     auto vmm = Vmm::create();
     if (!vmm) return fail("create VM", vmm.error());
+    if (!args.mem.empty()) {
+        auto size = parse_size(args.mem);
+        if (!size) return fail("--mem", size.error());
+        auto prepared = (*vmm)->prepare_memory(*size);
+        if (!prepared) return fail("prepare guest memory", prepared.error());
+    }
     // 2. control channels
     UniqueFd conn;
     if (args.control_fd >= 0) {
@@ -497,6 +506,9 @@ int main(int argc, char **argv) {
                           "inherited SOCK_SEQPACKET socket connected to the controller");
     serve_cmd->add_option("--listen", serve.listen,
                           "control socket path a (new) controller may connect to");
+    serve_cmd->add_option("--mem", serve.mem,
+                          "prepare guest memory of this size now: a boot or restore of that size "
+                          "skips KVM's memory set-up (others still work)");
 
     CLI11_PARSE(app, argc, argv);
     wisp::log::init("wisp-vmm", level);
