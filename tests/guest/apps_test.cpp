@@ -13,19 +13,8 @@
 namespace wisp::test {
 namespace {
 
-#define REQUIRE_GUEST_ENVIRONMENT() \
-    WISP_REQUIRE_KVM();             \
-    WISP_REQUIRE_NETNS()
-
-uint64_t json_number(const std::string &json, const std::string &key) {
-    std::smatch m;
-    std::regex re("\"" + key + "\":([0-9]+)");
-    if (!std::regex_search(json, m, re)) return UINT64_MAX;
-    return std::stoull(m[1]);
-}
-
 TEST(HelloApp, AnswersGetRootWithItsGreeting) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto r = curl(guest, "/");
     EXPECT_EQ(r.curl_exit, 0) << r.curl_output;
@@ -35,7 +24,7 @@ TEST(HelloApp, AnswersGetRootWithItsGreeting) {
 }
 
 TEST(HelloApp, AnswersUnknownPathsWith404AndOtherMethodsWith405) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     EXPECT_EQ(curl(guest, "/nope").status, 404);
     auto post = curl(guest, "/", {"-X", "POST", "--data", "x"});
@@ -46,7 +35,7 @@ TEST(HelloApp, AnswersUnknownPathsWith404AndOtherMethodsWith405) {
 }
 
 TEST(HelloApp, ListensOnThePortFromItsCommandLine) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", "port=8080"});
     auto r = guest.run_in_ns({"curl", "-sS", "--max-time", "30",
                               std::string("http://") + RunningGuest::kGuestIp + ":8080/"});
@@ -55,7 +44,7 @@ TEST(HelloApp, ListensOnThePortFromItsCommandLine) {
 }
 
 TEST(HelloApp, SendsA1MiBResponseIntact) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto r = curl(guest, "/bytes/1048576");
     ASSERT_EQ(r.status, 200) << r.curl_output;
@@ -64,7 +53,7 @@ TEST(HelloApp, SendsA1MiBResponseIntact) {
 }
 
 TEST(HelloApp, AnswersOverIpv6) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     GuestSpec spec{"hello", ""};
     spec.ipv6 = true;
     RunningGuest guest(spec);
@@ -77,7 +66,7 @@ TEST(HelloApp, AnswersOverIpv6) {
 }
 
 TEST(KvApp, StoresAndReturnsA64KiBValueIntact) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"kv", ""});
     ScopedTempDir dir("kv");
     std::string value(64 * 1024, '\0');
@@ -103,7 +92,7 @@ TEST(KvApp, StoresAndReturnsA64KiBValueIntact) {
 }
 
 TEST(KvApp, RefusesWritesBeyondItsMemoryBudgetWithAClearError) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"kv", "kv_max_bytes=200K kv_max_value=64K"});
     std::string chunk(50 * 1024, 'v');
     int stored = 0;
@@ -128,7 +117,7 @@ TEST(KvApp, RefusesWritesBeyondItsMemoryBudgetWithAClearError) {
 }
 
 TEST(SlowstartApp, RunsItsInitialisationBeforeReadyAndReportsIt) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"slowstart", "init_ms=400 table_kb=1024"});
     auto r = curl(guest, "/", {"-D", "-"});
     ASSERT_EQ(r.status, 200) << r.curl_output;

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -28,21 +29,6 @@ namespace wisp::test {
 
 namespace {
 
-double now_s() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void must(const std::vector<std::string> &argv) {
-    auto r = run(argv, 30);
-    if (r.exit_code != 0) {
-        std::string cmd;
-        for (auto &a : argv) cmd += a + " ";
-        throw std::runtime_error("command failed: " + cmd + "\n" + r.output);
-    }
-}
-
 std::string read_text(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
@@ -53,10 +39,10 @@ std::string read_text(const std::string &path) {
 }  // namespace
 
 GuestNetwork::GuestNetwork() : ns_("gns"), tap_(unique_name("gt")) {
-    must({"ip", "-n", ns_.name(), "tuntap", "add", "dev", tap_, "mode", "tap"});
-    must({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp) + "/24", "dev", tap_});
-    must({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp6) + "/64", "dev", tap_, "nodad"});
-    must({"ip", "-n", ns_.name(), "link", "set", tap_, "up"});
+    run_or_throw({"ip", "-n", ns_.name(), "tuntap", "add", "dev", tap_, "mode", "tap"});
+    run_or_throw({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp) + "/24", "dev", tap_});
+    run_or_throw({"ip", "-n", ns_.name(), "addr", "add", std::string(kGatewayIp6) + "/64", "dev", tap_, "nodad"});
+    run_or_throw({"ip", "-n", ns_.name(), "link", "set", tap_, "up"});
 }
 
 std::vector<std::string> GuestNetwork::monitor_argv(const GuestSpec &spec) const {
@@ -71,28 +57,6 @@ std::vector<std::string> GuestNetwork::monitor_argv(const GuestSpec &spec) const
     return argv;
 }
 
-namespace {
-
-// Starts argv in its own process group with stdout and stderr in `log_path`.
-pid_t spawn_logged(const std::vector<std::string> &argv, const std::string &log_path) {
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        std::vector<char *> args;
-        for (auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
-    return pid;
-}
-
-}  // namespace
 
 GuestExit run_guest_to_exit(const GuestSpec &spec, int timeout_s) {
     GuestNetwork net;
@@ -100,14 +64,14 @@ GuestExit run_guest_to_exit(const GuestSpec &spec, int timeout_s) {
     std::string log_path = dir.path() + "/monitor.log";
     pid_t pid = spawn_logged(net.monitor_argv(spec), log_path);
     GuestExit result;
-    double deadline = now_s() + timeout_s;
+    double deadline = monotonic_seconds() + timeout_s;
     int status = 0;
     for (;;) {
         if (waitpid(pid, &status, WNOHANG) == pid) {
             if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
             break;
         }
-        if (now_s() > deadline) {
+        if (monotonic_seconds() > deadline) {
             kill(-pid, SIGKILL);
             waitpid(pid, nullptr, 0);
             break;
@@ -122,8 +86,8 @@ RunningGuest::RunningGuest(const GuestSpec &spec) : dir_("guest"), ipv6_(spec.ip
     log_path_ = dir_.path() + "/monitor.log";
     pid_ = spawn_logged(net_.monitor_argv(spec), log_path_);
     // Boot plus the app's own initialisation; generous for a loaded CI machine.
-    double deadline = now_s() + 90;
-    while (now_s() < deadline) {
+    double deadline = monotonic_seconds() + 90;
+    while (monotonic_seconds() < deadline) {
         if (console().find("guest is ready") != std::string::npos) return;
         if (!alive()) break;
         usleep(20 * 1000);
@@ -239,11 +203,11 @@ bool TcpClient::send_all(const std::string &bytes) {
 std::string TcpClient::read_until_close(int timeout_ms, bool *closed) {
     std::string out;
     *closed = false;
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = monotonic_seconds() + timeout_ms / 1000.0;
     char buf[65536];
-    while (now_s() < deadline) {
+    while (monotonic_seconds() < deadline) {
         pollfd p{fd_, POLLIN, 0};
-        int left = static_cast<int>((deadline - now_s()) * 1000) + 1;
+        int left = static_cast<int>((deadline - monotonic_seconds()) * 1000) + 1;
         if (poll(&p, 1, left) <= 0) continue;
         ssize_t n = recv(fd_, buf, sizeof buf, 0);
         if (n == 0 || (n < 0 && errno == ECONNRESET)) {
@@ -258,11 +222,11 @@ std::string TcpClient::read_until_close(int timeout_ms, bool *closed) {
 
 std::string TcpClient::read_some(size_t want, int timeout_ms) {
     std::string out;
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = monotonic_seconds() + timeout_ms / 1000.0;
     char buf[65536];
-    while (out.size() < want && now_s() < deadline) {
+    while (out.size() < want && monotonic_seconds() < deadline) {
         pollfd p{fd_, POLLIN, 0};
-        int left = static_cast<int>((deadline - now_s()) * 1000) + 1;
+        int left = static_cast<int>((deadline - monotonic_seconds()) * 1000) + 1;
         if (poll(&p, 1, left) <= 0) continue;
         ssize_t n = recv(fd_, buf, std::min(sizeof buf, want - out.size()), 0);
         if (n <= 0) break;
@@ -272,6 +236,20 @@ std::string TcpClient::read_some(size_t want, int timeout_ms) {
 }
 
 void TcpClient::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+size_t count_occurrences(const std::string &haystack, const std::string &needle) {
+    size_t count = 0;
+    for (size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1))
+        count++;
+    return count;
+}
+
+uint64_t json_number(const std::string &json, const std::string &key) {
+    std::smatch m;
+    std::regex re("\"" + key + "\":([0-9]+)");
+    if (!std::regex_search(json, m, re)) return UINT64_MAX;
+    return std::stoull(m[1]);
+}
 
 std::string pattern_bytes(size_t n) {
     std::string s(n, '\0');

@@ -14,8 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "wisp/test/capabilities.h"
 #include "wisp/test/net.h"
 #include "wisp/test/process.h"
+
+// Every guest test needs KVM (the monitor) and namespaces with taps.
+#define WISP_REQUIRE_GUEST_ENVIRONMENT() \
+    WISP_REQUIRE_KVM();                  \
+    WISP_REQUIRE_NETNS()
 
 namespace wisp::test {
 
@@ -118,6 +124,11 @@ public:
 private:
     int fd_ = -1;
 };
+
+size_t count_occurrences(const std::string &haystack, const std::string &needle);
+
+// The number after "key": in a flat JSON text, UINT64_MAX if absent.
+uint64_t json_number(const std::string &json, const std::string &key);
 
 // The bytes of hello's /bytes/<n> endpoint (guest/apps/common/wisp_pattern.h).
 std::string pattern_bytes(size_t n);

@@ -62,9 +62,8 @@ private:
 };
 
 TEST(GuestLoss, A1MiBResponseArrivesIntactDespiteLostFrames) {
-    WISP_REQUIRE_KVM();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     WISP_REQUIRE_BPF();
-    WISP_REQUIRE_NETNS();
     RunningGuest guest({"hello", ""});
     LossyTap loss(guest);
     ASSERT_TRUE(loss.attached());
@@ -80,9 +79,8 @@ TEST(GuestLoss, A1MiBResponseArrivesIntactDespiteLostFrames) {
 }
 
 TEST(GuestLoss, A64KiBUploadIsStoredIntactDespiteLostFrames) {
-    WISP_REQUIRE_KVM();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     WISP_REQUIRE_BPF();
-    WISP_REQUIRE_NETNS();
     RunningGuest guest({"kv", ""});
     LossyTap loss(guest);
     ASSERT_TRUE(loss.attached());

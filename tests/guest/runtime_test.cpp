@@ -14,12 +14,8 @@
 namespace wisp::test {
 namespace {
 
-#define REQUIRE_GUEST_ENVIRONMENT() \
-    WISP_REQUIRE_KVM();             \
-    WISP_REQUIRE_NETNS()
-
 TEST(GuestRuntime, SelfTestPassesInsideARealGuest) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     auto r = run_guest_to_exit({"runtime_selftest", "mode=test number=3M"});
     EXPECT_EQ(r.exit_code, 0) << r.console;
     EXPECT_NE(r.console.find("SUCCESS"), std::string::npos) << r.console;
@@ -37,7 +33,7 @@ struct Death {
 };
 
 TEST(GuestRuntime, FatalErrorsEndTheVmWithTheirMessage) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     const Death deaths[] = {
         {"assert", "assertion failed: answer == 42"},
         {"oom", "out of memory: operator new"},

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -22,10 +23,6 @@
 
 namespace wisp::test {
 namespace {
-
-#define REQUIRE_GUEST_ENVIRONMENT() \
-    WISP_REQUIRE_KVM();             \
-    WISP_REQUIRE_NETNS()
 
 uint16_t checksum(const uint8_t *data, size_t len, uint32_t sum = 0) {
     for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
@@ -131,7 +128,7 @@ std::optional<Segment> syn_and_answer(const RunningGuest &guest, uint16_t dport,
 }
 
 TEST(GuestTcp, SynAckCarriesMssAndWindowScaling) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto answer = syn_and_answer(guest, 80, 40001, 1000);
     ASSERT_TRUE(answer) << "no answer to the SYN";
@@ -143,8 +140,25 @@ TEST(GuestTcp, SynAckCarriesMssAndWindowScaling) {
     EXPECT_EQ(*answer->wscale, 2) << "TCP_RCV_SCALE";
 }
 
+TEST(GuestTcp, InitialSequenceNumbersAreNotACounter) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", ""});
+    std::vector<uint32_t> isns;
+    for (uint16_t port = 40010; port < 40014; port++) {
+        auto answer = syn_and_answer(guest, 80, port, 1);
+        ASSERT_TRUE(answer) << "no answer to the SYN from port " << port;
+        isns.push_back(answer->seq);
+    }
+    // RFC 6528 ISNs (clock + keyed hash of the 4-tuple) differ by random 32-bit
+    // amounts; lwIP's built-in counter would advance by a few ticks at most.
+    int far_apart = 0;
+    for (size_t i = 1; i < isns.size(); i++)
+        if (static_cast<uint32_t>(isns[i] - isns[i - 1] + (1u << 20)) > (2u << 20)) far_apart++;
+    EXPECT_GE(far_apart, 2) << isns[0] << " " << isns[1] << " " << isns[2] << " " << isns[3];
+}
+
 TEST(GuestTcp, ClosedPortAnswersWithReset) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto answer = syn_and_answer(guest, 81, 40002, 5000);
     ASSERT_TRUE(answer) << "no answer to the SYN";
@@ -182,20 +196,28 @@ bool wait_for_state(const RunningGuest &guest, uint16_t port, const std::string 
     return false;
 }
 
-TEST(GuestTcp, ServerCloseCompletesTheFinHandshake) {
-    REQUIRE_GUEST_ENVIRONMENT();
-    RunningGuest guest({"hello", ""});
+// Connects from the namespace, runs `exchange`, closes; returns the client's port.
+uint16_t with_connection(const RunningGuest &guest, const std::function<void(TcpClient &)> &exchange) {
     uint16_t port = 0;
     run_in_netns(guest.netns(), [&] {
         TcpClient client(RunningGuest::kGuestIp, 80);
         ASSERT_TRUE(client.connected());
         port = local_port(client.fd());
+        exchange(client);
+    });
+    return port;
+}
+
+TEST(GuestTcp, ServerCloseCompletesTheFinHandshake) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", ""});
+    uint16_t port = with_connection(guest, [](TcpClient &client) {
         client.send_all("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         bool closed = false;
         std::string response = client.read_until_close(10000, &closed);
         EXPECT_TRUE(closed) << "the guest's FIN";
         EXPECT_NE(response.find("hello from wisp"), std::string::npos);
-        // TcpClient's destructor closes: our FIN, which the guest must ACK.
+        // Closing the client afterwards sends our FIN, which the guest must ACK.
     });
     // The guest ACKed our FIN: nothing left in LAST-ACK (the server sent its FIN
     // first, so the client side does not linger in TIME-WAIT).
@@ -204,13 +226,9 @@ TEST(GuestTcp, ServerCloseCompletesTheFinHandshake) {
 }
 
 TEST(GuestTcp, ClientCloseCompletesTheFinHandshake) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
-    uint16_t port = 0;
-    run_in_netns(guest.netns(), [&] {
-        TcpClient client(RunningGuest::kGuestIp, 80);
-        ASSERT_TRUE(client.connected());
-        port = local_port(client.fd());
+    uint16_t port = with_connection(guest, [](TcpClient &client) {
         client.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         std::string response = client.read_some(1, 10000);
         ASSERT_FALSE(response.empty());

@@ -12,17 +12,6 @@
 namespace wisp::test {
 namespace {
 
-#define REQUIRE_GUEST_ENVIRONMENT() \
-    WISP_REQUIRE_KVM();             \
-    WISP_REQUIRE_NETNS()
-
-uint64_t json_number(const std::string &json, const std::string &key) {
-    std::smatch m;
-    std::regex re("\"" + key + "\":([0-9]+)");
-    if (!std::regex_search(json, m, re)) return UINT64_MAX;
-    return std::stoull(m[1]);
-}
-
 // One curl process fetching `count` URLs; -w prints how many new connections
 // each transfer opened.
 struct Sequential {
@@ -46,12 +35,7 @@ Sequential sequential_requests(const RunningGuest &guest, int count, bool keep_a
         argv.push_back("Connection: close");
     }
     auto r = guest.run_in_ns(argv, 150);
-    Sequential s{r.exit_code, 0, 0};
-    size_t pos = 0;
-    while ((pos = r.output.find("hello from wisp\n", pos)) != std::string::npos) {
-        s.greetings++;
-        pos++;
-    }
+    Sequential s{r.exit_code, count_occurrences(r.output, "hello from wisp\n"), 0};
     std::regex line("\\n([0-9]+)\\n");
     for (std::sregex_iterator it(r.output.begin(), r.output.end(), line), end; it != end; ++it)
         s.connects += std::stoul((*it)[1]);
@@ -59,7 +43,7 @@ Sequential sequential_requests(const RunningGuest &guest, int count, bool keep_a
 }
 
 TEST(HelloTraffic, ThousandSequentialRequestsShareOneKeepAliveConnection) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto s = sequential_requests(guest, 1000, true);
     EXPECT_EQ(s.curl_exit, 0);
@@ -68,7 +52,7 @@ TEST(HelloTraffic, ThousandSequentialRequestsShareOneKeepAliveConnection) {
 }
 
 TEST(HelloTraffic, ThousandSequentialRequestsOnNewConnectionsAllSucceed) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto s = sequential_requests(guest, 1000, false);
     EXPECT_EQ(s.curl_exit, 0);
@@ -80,7 +64,7 @@ TEST(HelloTraffic, ThousandSequentialRequestsOnNewConnectionsAllSucceed) {
 }
 
 TEST(HelloTraffic, WrkWith64ConnectionsSeesNoErrorsAndOnly2xx) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     auto r = guest.run_in_ns({"wrk", "-t2", "-c64", "-d4s", "--timeout", "10s", guest.url("/")}, 60);
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -108,7 +92,7 @@ int status_of(const std::string &response) {
 }
 
 TEST(HelloTraffic, MalformedRequestsGetA4xxOrACloseAndTheAppKeepsServing) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     const std::vector<Malformed> cases = {
         {"binary garbage", std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11), 400},
@@ -137,7 +121,7 @@ TEST(HelloTraffic, MalformedRequestsGetA4xxOrACloseAndTheAppKeepsServing) {
 }
 
 TEST(HelloTraffic, PipelinedRequestsAreAnsweredInOrder) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     run_in_netns(guest.netns(), [&] {
         TcpClient client(RunningGuest::kGuestIp, 80);
@@ -149,9 +133,7 @@ TEST(HelloTraffic, PipelinedRequestsAreAnsweredInOrder) {
         bool closed = false;
         std::string all = client.read_until_close(30000, &closed);
         EXPECT_TRUE(closed);
-        size_t greetings = 0, pos = 0;
-        while ((pos = all.find("\r\n\r\nhello from wisp\n", pos)) != std::string::npos) greetings++, pos++;
-        EXPECT_EQ(greetings, 20u);
+        EXPECT_EQ(count_occurrences(all, "\r\n\r\nhello from wisp\n"), 20u);
         size_t big = all.find("Content-Length: 100000\r\n");
         ASSERT_NE(big, std::string::npos);
         size_t body = all.find("\r\n\r\n", big) + 4;
@@ -161,7 +143,7 @@ TEST(HelloTraffic, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST(HelloTraffic, AnIncompleteRequestDoesNotBlockOtherClients) {
-    REQUIRE_GUEST_ENVIRONMENT();
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
     RunningGuest guest({"hello", ""});
     run_in_netns(guest.netns(), [&] {
         TcpClient stalled(RunningGuest::kGuestIp, 80);
@@ -173,6 +155,38 @@ TEST(HelloTraffic, AnIncompleteRequestDoesNotBlockOtherClients) {
         bool closed = false;
         std::string response = other.read_until_close(15000, &closed);
         EXPECT_EQ(status_of(response), 200) << response;
+    });
+}
+
+TEST(HelloTraffic, AnIncompleteRequestGets408AfterTheRequestTimeout) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", "http_request_timeout_ms=1000"});
+    run_in_netns(guest.netns(), [&] {
+        TcpClient client(RunningGuest::kGuestIp, 80);
+        ASSERT_TRUE(client.connected());
+        double start = monotonic_seconds();
+        client.send_all("GET / HTTP/1.1\r\nHost: x\r\n");  // the blank line never comes
+        bool closed = false;
+        std::string response = client.read_until_close(15000, &closed);
+        EXPECT_TRUE(closed);
+        EXPECT_EQ(status_of(response), 408) << response;
+        EXPECT_GE(monotonic_seconds() - start, 0.9) << "not before the timeout";
+    });
+    EXPECT_EQ(curl(guest, "/").status, 200);
+}
+
+TEST(HelloTraffic, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+    WISP_REQUIRE_GUEST_ENVIRONMENT();
+    RunningGuest guest({"hello", "http_idle_timeout_ms=1000"});
+    run_in_netns(guest.netns(), [&] {
+        TcpClient client(RunningGuest::kGuestIp, 80);
+        ASSERT_TRUE(client.connected());
+        client.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        bool closed = false;
+        std::string response = client.read_until_close(15000, &closed);
+        EXPECT_TRUE(closed) << "the server closes the idle connection";
+        EXPECT_EQ(status_of(response), 200) << response;
+        EXPECT_EQ(count_occurrences(response, "hello from wisp"), 1u);
     });
 }
 

@@ -33,11 +33,7 @@ static void handle(void *ctx, const struct wisp_http_request *req, struct wisp_h
         wisp_http_respond_error(res, 404, NULL);
         return;
     }
-    if (!wisp_http_is_get(req)) {
-        wisp_http_add_header(res, "Allow", "GET, HEAD");
-        wisp_http_respond_error(res, 405, NULL);
-        return;
-    }
+    if (!wisp_http_allow(req, res, "GET")) return;
     if (wisp_http_path_is(req, "/")) {
         wisp_http_respond_static(res, 200, "text/plain", greeting, sizeof greeting - 1);
         return;

@@ -149,12 +149,7 @@ void respond_summary(wisp_http_response *res) {
 
 void handle(void *, const wisp_http_request *req, wisp_http_response *res) {
     if (wisp_http_path_is(req, "/kv") || wisp_http_path_is(req, "/kv/")) {
-        if (!wisp_http_is_get(req)) {
-            wisp_http_add_header(res, "Allow", "GET, HEAD");
-            wisp_http_respond_error(res, 405, nullptr);
-            return;
-        }
-        respond_summary(res);
+        if (wisp_http_allow(req, res, "GET")) respond_summary(res);
         return;
     }
     const char *key;
@@ -167,6 +162,7 @@ void handle(void *, const wisp_http_request *req, wisp_http_response *res) {
         wisp_http_respond_error(res, 414, "keys are at most 256 bytes");
         return;
     }
+    if (!wisp_http_allow(req, res, "GET, PUT, DELETE")) return;
     if (wisp_http_is_get(req)) {
         size_t len = 0;
         const char *value = g_store->get(key, key_len, &len);
@@ -190,14 +186,10 @@ void handle(void *, const wisp_http_request *req, wisp_http_response *res) {
         }
         case Store::PutResult::NoMemory: wisp_http_respond_error(res, 503, "guest out of memory"); break;
         }
-    } else if (wisp_http_method_is(req, "DELETE")) {
-        if (g_store->erase(key, key_len))
-            wisp_http_respond(res, 204, nullptr, "", 0);
-        else
-            wisp_http_respond_error(res, 404, "no such key");
+    } else if (g_store->erase(key, key_len)) {  // DELETE
+        wisp_http_respond(res, 204, nullptr, "", 0);
     } else {
-        wisp_http_add_header(res, "Allow", "GET, HEAD, PUT, DELETE");
-        wisp_http_respond_error(res, 405, nullptr);
+        wisp_http_respond_error(res, 404, "no such key");
     }
 }
 

@@ -65,11 +65,7 @@ static void handle(void *ctx, const struct wisp_http_request *req, struct wisp_h
         wisp_http_respond_error(res, 404, NULL);
         return;
     }
-    if (!wisp_http_is_get(req)) {
-        wisp_http_add_header(res, "Allow", "GET, HEAD");
-        wisp_http_respond_error(res, 405, NULL);
-        return;
-    }
+    if (!wisp_http_allow(req, res, "GET")) return;
     char text[320];
     int n;
     if (verify) {

@@ -260,6 +260,26 @@ void wisp_http_respond_error(struct wisp_http_response *res, int status, const c
     wisp_http_respond(res, status, "text/plain", text, (size_t)n);
 }
 
+int wisp_http_allow(const struct wisp_http_request *req, struct wisp_http_response *res,
+                    const char *methods) {
+    const char *p = methods;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ') p++;
+        size_t n = (size_t)(p - start);
+        if (n == 0) break;
+        if (req->method_len == n && memcmp(req->method, start, n) == 0) return 1;
+        if (n == 3 && memcmp(start, "GET", 3) == 0 && wisp_http_method_is(req, "HEAD")) return 1;
+    }
+    char allow[128];
+    int has_get = strstr(methods, "GET") != NULL && strstr(methods, "HEAD") == NULL;
+    snprintf(allow, sizeof allow, "%s%s", methods, has_get ? ", HEAD" : "");
+    wisp_http_add_header(res, "Allow", allow);
+    wisp_http_respond_error(res, 405, NULL);
+    return 0;
+}
+
 /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", recomputed once a second. */
 static const char *date_header(void) {
     static char cached[48];
@@ -650,9 +670,14 @@ int wisp_http_serve(const struct wisp_http_config *cfg) {
     if (!c->max_body_bytes) c->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
     if (!c->max_headers) c->max_headers = DEFAULT_MAX_HEADERS;
     if (c->max_headers > MAX_HEADERS_LIMIT) c->max_headers = MAX_HEADERS_LIMIT;
-    if (!c->max_connections) c->max_connections = DEFAULT_MAX_CONNECTIONS;
-    if (!c->idle_timeout_ms) c->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
-    if (!c->request_timeout_ms) c->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    /* Limits the app leaves at 0 can be tuned per instance from the command line. */
+    if (!c->max_connections)
+        c->max_connections = wisp_cmdline_u64("http_max_connections", DEFAULT_MAX_CONNECTIONS);
+    if (!c->idle_timeout_ms)
+        c->idle_timeout_ms = (uint32_t)wisp_cmdline_u64("http_idle_timeout_ms", DEFAULT_IDLE_TIMEOUT_MS);
+    if (!c->request_timeout_ms)
+        c->request_timeout_ms =
+            (uint32_t)wisp_cmdline_u64("http_request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS);
 
     struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
     if (!pcb) goto fail;

@@ -49,6 +49,13 @@ struct netif;
 struct ip6_addr;
 const struct ip6_addr *wisp_nd6_gateway(struct netif *netif, const struct ip6_addr *dest);
 
+/* TCP initial sequence numbers from a keyed hash (RFC 6528), see sys_arch.c. */
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
+    wisp_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
+struct ip_addr;
+unsigned int wisp_tcp_isn(const struct ip_addr *local_ip, unsigned short local_port,
+                          const struct ip_addr *remote_ip, unsigned short remote_port);
+
 /* Memory: every lwIP allocation (heap and pools) goes through the runtime's
  * malloc. Pools would be touched in full by memp_init; malloc touches only what
  * is used, which keeps a guest's (and its snapshot's) memory small. Per-flow

@@ -29,9 +29,13 @@ static struct wisp_frame g_tx[BATCH];
 static uint8_t g_tx_buf[BATCH][FRAME_BUF] __attribute__((aligned(64)));
 static uint32_t g_tx_count;
 
-/* Receive side: the monitor writes frames straight into lwIP pbufs. */
+/* Receive side: the monitor writes frames straight into lwIP pbufs. The batch
+ * starts small and doubles whenever a POLL fills it, so an idle service keeps
+ * (and snapshots) a few receive buffers rather than a full batch. */
+#define RX_SLOTS_INITIAL 8
 static struct wisp_frame g_rx[BATCH];
 static struct pbuf *g_rx_pbuf[BATCH];
+static uint32_t g_rx_slots = RX_SLOTS_INITIAL;
 static int g_rx_pending; /* the last POLL left frames behind: do not block next time */
 
 static void tx_account(uint32_t sent) {
@@ -67,7 +71,7 @@ static err_t wisp_linkoutput(struct netif *netif, struct pbuf *p) {
 /* Gives every receive slot a pbuf; returns how many leading slots are usable. */
 static uint32_t rx_refill(void) {
     uint32_t n = 0;
-    for (; n < BATCH; n++) {
+    for (; n < g_rx_slots; n++) {
         if (!g_rx_pbuf[n]) {
             struct pbuf *p = pbuf_alloc(PBUF_RAW, FRAME_BUF, PBUF_POOL);
             if (!p) break; /* short of memory: receive fewer frames this time */
@@ -216,6 +220,7 @@ void wisp_net_poll(uint64_t max_wait_ns) {
         apply_boot_addressing();
     }
     uint32_t got = arg.rx_done <= rx_slots ? arg.rx_done : rx_slots;
+    if (got == g_rx_slots && g_rx_slots < BATCH) g_rx_slots *= 2;
     rx_deliver(got);
     g_rx_pending = (arg.events & WISP_POLL_NET) != 0;
     sys_check_timeouts();

@@ -1,36 +1,43 @@
 /* lwIP's system hooks for wisp guests: time, randomness, assertions. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lwip/sys.h"
+#include "lwip/ip_addr.h"
 #include "wisp/guest.h"
+#include "wisp/siphash.h"
 
 /* lwIP asks for the time on every timer check and TCP event: it must not cost a
  * VM exit, so it comes from the TSC-based clock. */
 u32_t sys_now(void) { return (u32_t)(wisp_monotonic_ns() / 1000000u); }
 
-static inline uint64_t rdtsc(void) {
-    uint32_t lo, hi;
-    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
+uint32_t wisp_lwip_rand(void) { return (uint32_t)wisp_random_u64(); }
 
-uint32_t wisp_lwip_rand(void) {
-    /* xorshift64, seeded from the TSC and reseeded after every snapshot restore:
-     * replicas restored from one snapshot must not pick the same TCP initial
-     * sequence numbers. lwIP needs unpredictable-enough numbers, not secrets. */
-    static uint64_t state;
-    static uint32_t seeded_for_restore = UINT32_MAX;
-    uint32_t restores = wisp_restore_count();
-    if (state == 0 || restores != seeded_for_restore) {
-        state ^= rdtsc() * 0x9e3779b97f4a7c15ull + wisp_wall_ns();
-        state |= 1;
-        seeded_for_restore = restores;
+/* TCP initial sequence numbers as RFC 6528 asks: a 4 us clock plus a keyed hash
+ * of the connection's addresses and ports. lwIP's own ISNs are a counter, the
+ * same in every replica restored from one snapshot and easy to predict; the key
+ * here is drawn at first use and again after every restore. */
+u32_t wisp_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
+                   u16_t remote_port) {
+    static uint64_t key[2];
+    static uint32_t keyed_for = UINT32_MAX;
+    if (keyed_for != wisp_restore_count()) {
+        key[0] = wisp_random_u64();
+        key[1] = wisp_random_u64();
+        keyed_for = wisp_restore_count();
     }
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return (uint32_t)(state >> 16);
+    struct {
+        ip_addr_t local, remote;
+        u16_t local_port, remote_port;
+    } tuple;
+    memset(&tuple, 0, sizeof tuple);
+    ip_addr_copy(tuple.local, *local_ip);
+    ip_addr_copy(tuple.remote, *remote_ip);
+    tuple.local_port = local_port;
+    tuple.remote_port = remote_port;
+    uint32_t clock = (uint32_t)(wisp_monotonic_ns() / 4000u);
+    return clock + (uint32_t)wisp_siphash24(key[0], key[1], &tuple, sizeof tuple);
 }
 
 void wisp_lwip_assert(const char *msg, const char *file, int line) {

@@ -16,10 +16,12 @@ static uint64_t last_monotonic_ns;
 
 /* Reads a consistent calibration (seq even and unchanged around the read) and
  * the TSC inside the same window, so a restore between the two cannot mix an old
- * base with a new TSC. Returns 0 when the monitor gave no calibration. */
+ * base with a new TSC. Returns 0 when the monitor gave no calibration - or left
+ * it mid-update, which a correct monitor never does (it writes while the vCPU
+ * is stopped): then the clock hypercall is the safe answer, not a spin. */
 static int read_clock(uint64_t *mono_ns, int64_t *wall_offset_ns) {
     const volatile struct wisp_clock_info *c = &wisp_boot_info()->clock;
-    for (;;) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
         uint32_t seq = c->seq;
         barrier();
         if (seq & 1) continue;
@@ -35,6 +37,7 @@ static int read_clock(uint64_t *mono_ns, int64_t *wall_offset_ns) {
         *wall_offset_ns = wall_offset;
         return 1;
     }
+    return 0;
 }
 
 static uint64_t clock_hypercall(uint64_t *wall_ns) {

@@ -154,6 +154,12 @@ void check_clock() {
     printf("wall_s=%llu\n", static_cast<unsigned long long>(wisp_wall_ns() / 1000000000ull));
 }
 
+void check_random() {
+    uint64_t a = wisp_random_u64(), b = wisp_random_u64(), c = wisp_random_u64();
+    check(a != b && b != c && a != c, "random numbers differ");
+    check((a | b | c) >> 40 != 0, "random numbers use the high bits");
+}
+
 void check_boot() {
     char value[32];
     check(wisp_cmdline_get("mode", value, sizeof value) == 4 && strcmp(value, "test") == 0, "cmdline value");
@@ -187,6 +193,7 @@ int main() {
     check_cxx();
     check_libc();
     check_clock();
+    check_random();
     if (g_failures) return 1;
     printf("SUCCESS\n");
     return 0;

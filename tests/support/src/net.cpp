@@ -28,14 +28,7 @@ std::string base36(unsigned long v) {
     return s;
 }
 
-void must(const std::vector<std::string> &argv) {
-    auto r = run(argv, 30);
-    if (r.exit_code != 0) {
-        std::string cmd;
-        for (auto &a : argv) cmd += a + " ";
-        throw std::runtime_error("command failed: " + cmd + "\n" + r.output);
-    }
-}
+void must(const std::vector<std::string> &argv) { run_or_throw(argv, 30); }
 
 void remove_tree(const std::string &path) {
     std::error_code ec;

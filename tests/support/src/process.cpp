@@ -7,21 +7,18 @@
 #include <time.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <unistd.h>
 
 #include "wisp/unique_fd.h"
 
 namespace wisp::test {
 
-namespace {
-
-double now_s() {
+double monotonic_seconds() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
-
-}  // namespace
 
 CommandResult run(const std::vector<std::string> &argv, int timeout_s) {
     CommandResult result;
@@ -41,11 +38,11 @@ CommandResult run(const std::vector<std::string> &argv, int timeout_s) {
         _exit(127);
     }
     write_end.reset();
-    double deadline = now_s() + timeout_s;
+    double deadline = monotonic_seconds() + timeout_s;
     bool timed_out = false;
     char buf[4096];
     for (;;) {
-        double left = deadline - now_s();
+        double left = deadline - monotonic_seconds();
         if (left <= 0) {
             timed_out = true;
             kill(-pid, SIGKILL);
@@ -70,6 +67,33 @@ CommandResult run(const std::vector<std::string> &argv, int timeout_s) {
 
 CommandResult run_shell(const std::string &command, int timeout_s) {
     return run({"/bin/sh", "-c", command}, timeout_s);
+}
+
+void run_or_throw(const std::vector<std::string> &argv, int timeout_s) {
+    auto r = run(argv, timeout_s);
+    if (r.exit_code != 0) {
+        std::string cmd;
+        for (auto &a : argv) cmd += a + " ";
+        throw std::runtime_error("command failed: " + cmd + "\n" + r.output);
+    }
+}
+
+int spawn_logged(const std::vector<std::string> &argv, const std::string &log_path) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        setpgid(0, 0);
+        int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        std::vector<char *> args;
+        for (auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    return pid;
 }
 
 }  // namespace wisp::test

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "wisp/test/process.h"
+
 namespace {
 
 const std::string kBuild = WISP_BUILD_DIR;
@@ -68,12 +70,6 @@ std::string capture(const std::string &command) {
     return out;
 }
 
-double now_s() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 std::string read_text(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
@@ -82,26 +78,14 @@ std::string read_text(const std::string &path) {
 }
 
 pid_t spawn(const std::vector<std::string> &argv, const std::string &log) {
-    pid_t pid = fork();
-    if (pid < 0) die("fork");
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        std::vector<char *> args;
-        for (auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
+    pid_t pid = wisp::test::spawn_logged(argv, log);
     g_children.push_back(pid);
     return pid;
 }
 
 void wait_for_text(const std::string &log, const std::string &text, double timeout_s) {
-    double deadline = now_s() + timeout_s;
-    while (now_s() < deadline) {
+    double deadline = wisp::test::monotonic_seconds() + timeout_s;
+    while (wisp::test::monotonic_seconds() < deadline) {
         if (read_text(log).find(text) != std::string::npos) return;
         usleep(20 * 1000);
     }

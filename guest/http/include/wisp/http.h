@@ -43,9 +43,11 @@ struct wisp_http_config {
     size_t max_header_bytes;     /* request line + headers; 0: 8 KiB */
     size_t max_body_bytes;       /* 0: 1 MiB */
     size_t max_headers;          /* header fields per request; 0: 64 */
-    size_t max_connections;      /* open connections; more are reset; 0: 1024 */
-    uint32_t idle_timeout_ms;    /* keep-alive connection without a request; 0: 60 s */
-    uint32_t request_timeout_ms; /* first byte of a request to its last; 0: 10 s */
+    /* The next three, when 0, come from the command line (http_max_connections=,
+     * http_idle_timeout_ms=, http_request_timeout_ms=) or else the default. */
+    size_t max_connections;      /* open connections; more are reset; 1024 */
+    uint32_t idle_timeout_ms;    /* keep-alive connection without a request; 60 s */
+    uint32_t request_timeout_ms; /* first byte of a request to its last; 10 s */
     /* If set, GET on this path answers the helper's own statistics as JSON
      * (connections, requests, network and heap counters), e.g. "/_wisp/stats". */
     const char *stats_path;
@@ -86,6 +88,12 @@ void wisp_http_respond_generated(struct wisp_http_response *res, int status,
 
 /* Responds `status` with its reason phrase (and `detail`, if given) as text. */
 void wisp_http_respond_error(struct wisp_http_response *res, int status, const char *detail);
+
+/* 1 if the request's method is one of `methods` (comma-separated, e.g.
+ * "GET, PUT"; GET also allows HEAD). Otherwise answers 405 with an Allow header
+ * naming them and returns 0. */
+int wisp_http_allow(const struct wisp_http_request *req, struct wisp_http_response *res,
+                    const char *methods);
 
 /* Reason phrase for a status code ("OK", "Not Found", ...). */
 const char *wisp_http_reason(int status);

@@ -67,6 +67,13 @@ uint64_t wisp_wall_ns(void);
  * booted fresh). Changes under the app's feet after a restore. */
 uint32_t wisp_restore_count(void);
 
+/* ---- randomness -------------------------------------------------------------- */
+
+/* 64 random bits: RDRAND when the CPU has it, otherwise TSC-seeded and re-seeded
+ * after each snapshot restore. Good for sequence numbers and hash seeds; not a
+ * substitute for a vetted CSPRNG where secrets are made. */
+uint64_t wisp_random_u64(void);
+
 /* ---- command line (boot_info.cmdline: "key=value flag ...") ---------------- */
 
 const char *wisp_cmdline(void);
