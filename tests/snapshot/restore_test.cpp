@@ -48,31 +48,15 @@ struct HeldGuest {
     }
 };
 
-// A fresh monitor that restored `dir` (and `base` for a diff).
-struct RestoredGuest {
+struct SilencedTap {
     ScopedTap tap{"sr"};
-    ConsoleFile console;
-    MonitorProcess monitor;
-    Result<wisp_ctl_restored> restored = Error{EINVAL, "not restored"};
-    RestoredGuest(const std::string &dir, const std::string &base = "") {
-        silence_tap(tap);
-        EXPECT_TRUE(monitor.client().wait_for(WISP_CTL_EV_HELLO, kSnapTimeoutMs).ok());
-        RestoreSpec spec;
-        spec.dir = dir;
-        spec.base_dir = base;
-        spec.tap_fd = tap.fd();
-        spec.log_fd = console.fd();
-        restored = restore_from(monitor.client(), spec, kSnapTimeoutMs);
-    }
-    wisp_ctl_exited wait_exit() {
-        auto ev = monitor.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
-        EXPECT_TRUE(ev.ok()) << ev.error().describe() << "\n" << console.text() << monitor.log();
-        return ev.ok() ? ev->as<wisp_ctl_exited>() : wisp_ctl_exited{};
-    }
-    void stop() {
-        (void)monitor.client().send(WISP_CTL_STOP);
-        (void)monitor.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
-    }
+    SilencedTap() { silence_tap(tap); }
+};
+
+// A fresh monitor that restored `dir` (and `base` for a diff) on a tap of its own.
+struct RestoredGuest : SilencedTap, RestoredMonitor {
+    explicit RestoredGuest(const std::string &dir, const std::string &base = "")
+        : RestoredMonitor(tap.fd(), dir, base) {}
 };
 
 uint64_t number_after(const std::string &text, const std::string &key) {

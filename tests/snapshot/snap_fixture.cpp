@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "wisp/test/paths.h"
+#include "wisp/vmm/clock.h"
 
 namespace wisp::test {
 
@@ -53,6 +54,34 @@ void boot_held_at_ready(MonitorProcess &m, const std::string &image, const std::
     auto ready = c.wait_for(WISP_CTL_EV_READY, 120000);
     ASSERT_TRUE(ready.ok()) << ready.error().describe() << "\n" << m.log();
     ASSERT_EQ(ready->as<wisp_ctl_ready>().held, 1u);
+}
+
+RestoredMonitor::RestoredMonitor(int tap_fd, const std::string &dir, const std::string &base,
+                                 const std::optional<vmm::GuestIdentity> &identity) {
+    EXPECT_TRUE(monitor.client().wait_for(WISP_CTL_EV_HELLO, kSnapTimeoutMs).ok());
+    vmm::control::RestoreSpec spec;
+    spec.dir = dir;
+    spec.base_dir = base;
+    spec.tap_fd = tap_fd;
+    spec.log_fd = console.fd();
+    spec.identity = identity;
+    command_ns = vmm::host_monotonic_ns();
+    restored = vmm::control::restore_from(monitor.client(), spec, kSnapTimeoutMs);
+}
+
+Result<wisp_ctl_snapshotted> RestoredMonitor::snapshot(const std::string &dir, uint32_t flags) {
+    return vmm::control::snapshot_to(monitor.client(), dir, flags, kSnapTimeoutMs);
+}
+
+wisp_ctl_exited RestoredMonitor::wait_exit() {
+    auto ev = monitor.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
+    EXPECT_TRUE(ev.ok()) << ev.error().describe() << "\n" << console.text() << monitor.log();
+    return ev.ok() ? ev->as<wisp_ctl_exited>() : wisp_ctl_exited{};
+}
+
+void RestoredMonitor::stop() {
+    (void)monitor.client().send(WISP_CTL_STOP);
+    (void)monitor.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
 }
 
 namespace {

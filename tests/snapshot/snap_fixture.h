@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,22 @@ private:
 // Boots `image` in monitor `m` with HOLD_AT_READY, waits for ready: the golden point.
 void boot_held_at_ready(MonitorProcess &m, const std::string &image, const std::string &cmdline,
                         uint64_t mem_size, int tap_fd, int log_fd);
+
+// A fresh `wisp-vmm serve` monitor that restored `dir` (and `base`, the parent of
+// a diff) on the tap `tap_fd`, the console going to a file. `restored` holds the
+// restored event, or why the monitor refused.
+struct RestoredMonitor {
+    ConsoleFile console;
+    MonitorProcess monitor;
+    Result<wisp_ctl_restored> restored = Error{EINVAL, "not restored"};
+    uint64_t command_ns = 0;  // when the restore command was sent
+
+    RestoredMonitor(int tap_fd, const std::string &dir, const std::string &base = "",
+                    const std::optional<vmm::GuestIdentity> &identity = std::nullopt);
+    Result<wisp_ctl_snapshotted> snapshot(const std::string &dir, uint32_t flags = 0);
+    wisp_ctl_exited wait_exit();
+    void stop();
+};
 
 class TestNet {
 public:

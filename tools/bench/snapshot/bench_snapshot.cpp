@@ -224,46 +224,47 @@ void row(const char *what, const std::vector<double> &v, double base, const char
                 base > 0 ? percentile(v, 0.5) / base : 1.0, goal);
 }
 
-Latency measure_restores(const Port &p, const std::string &golden, uint64_t mem, int n) {
+// `n` guests started by `start(monitor, t0, latency)` (a restore or a boot) in a
+// pool of pre-forked monitors, each answering one HTTP request, then
+// `after(monitor, t0, latency)`; the pool is refilled off the measured path.
+template <class Start, class After>
+Latency measure(const Port &p, uint64_t mem, int n, Start start, After after) {
     Latency l;
     Monitor next = spawn_monitor(mem);
     for (int i = 0; i < n; i++) {
         Monitor m = std::move(next);
         drain(p);
         uint64_t t0 = host_monotonic_ns();
-        wisp_ctl_restored r = restore(m, p, golden);
-        if (!http_get(p.guest_ip)) die("no HTTP answer from a restored hello");
-        uint64_t t1 = host_monotonic_ns();
-        auto running = m.client->wait_for(WISP_CTL_EV_RUNNING, kTimeoutMs);
-        if (!running) die("running event");
-        l.read.push_back(us_since(t0, r.command_ns));
-        l.entry.push_back(us_since(t0, r.entry_ns));
-        l.first.push_back(us_since(t0, running->as<wisp_ctl_running>().first_hypercall_ns));
-        l.http.push_back(us_since(t0, t1));
-        stop(m);
-        next = spawn_monitor(mem);  // refill the pool off the measured path
-    }
-    stop(next);
-    return l;
-}
-
-Latency measure_boots(const Port &p, uint64_t mem, int n) {
-    Latency l;
-    Monitor next = spawn_monitor(mem);
-    for (int i = 0; i < n; i++) {
-        Monitor m = std::move(next);
-        drain(p);
-        uint64_t t0 = host_monotonic_ns();
-        wisp_ctl_ready r = boot(m, p, "hello", mem, "");
-        if (!http_get(p.guest_ip)) die("no HTTP answer from a booted hello");
-        uint64_t t1 = host_monotonic_ns();
-        l.first.push_back(us_since(t0, r.first_hypercall_ns));
-        l.http.push_back(us_since(t0, t1));
+        start(m, t0, l);
+        if (!http_get(p.guest_ip)) die("no HTTP answer from hello");
+        l.http.push_back(us_since(t0, host_monotonic_ns()));
+        after(m, t0, l);
         stop(m);
         next = spawn_monitor(mem);
     }
     stop(next);
     return l;
+}
+
+Latency measure_restores(const Port &p, const std::string &golden, uint64_t mem, int n) {
+    auto start = [&](Monitor &m, uint64_t t0, Latency &l) {
+        wisp_ctl_restored r = restore(m, p, golden);
+        l.read.push_back(us_since(t0, r.command_ns));
+        l.entry.push_back(us_since(t0, r.entry_ns));
+    };
+    auto after = [](Monitor &m, uint64_t t0, Latency &l) {
+        auto running = m.client->wait_for(WISP_CTL_EV_RUNNING, kTimeoutMs);
+        if (!running) die("running event");
+        l.first.push_back(us_since(t0, running->as<wisp_ctl_running>().first_hypercall_ns));
+    };
+    return measure(p, mem, n, start, after);
+}
+
+Latency measure_boots(const Port &p, uint64_t mem, int n) {
+    auto start = [&](Monitor &m, uint64_t t0, Latency &l) {
+        l.first.push_back(us_since(t0, boot(m, p, "hello", mem, "").first_hypercall_ns));
+    };
+    return measure(p, mem, n, start, [](Monitor &, uint64_t, Latency &) {});
 }
 
 void bench_restore(const std::string &work, int restores) {
