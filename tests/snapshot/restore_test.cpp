@@ -21,6 +21,7 @@
 #include "wisp/snapshot/store.h"
 #include "wisp/snapshot/vmstate.h"
 #include "wisp/test/capabilities.h"
+#include "wisp/test/paths.h"
 #include "wisp/vmm/clock.h"
 
 using namespace wisp;
@@ -130,6 +131,32 @@ TEST(Restore, AGoldenSnapshotResumesInAFreshMonitorWithRestoredSetAndItsMemoryIn
     // The same pattern (seeded from the boot's TSC) before and after the restore.
     std::string sums = out.substr(out.find("sum=") + 4);
     EXPECT_EQ(sums.substr(0, sums.find('/')), sums.substr(sums.find('/') + 1, sums.find(' ') - sums.find('/') - 1));
+}
+
+TEST(Restore, AGoldenSnapshotGivesUpOnAGuestThatNeverBecomesReady) {
+    WISP_REQUIRE_KVM();
+    ScopedTempDir dir("snap");
+    ScopedTap tap("snr");
+    silence_tap(tap);
+    MonitorProcess m;
+    ASSERT_TRUE(m.client().wait_for(WISP_CTL_EV_HELLO, kSnapTimeoutMs).ok());
+    UniqueFd img(open(image_path("snaptest").c_str(), O_RDONLY | O_CLOEXEC));
+    vmm::control::GoldenSpec spec;
+    spec.boot = test_boot("never-ready", kMem);
+    spec.tap_fd = tap.fd();
+    spec.image_fd = img.get();
+    spec.dir = dir.path() + "/golden";
+    spec.ready_timeout_ms = 500;
+    auto golden = vmm::control::golden_snapshot_to(m.client(), spec);
+    ASSERT_FALSE(golden.ok());
+    EXPECT_NE(golden.error().message.find("did not call ready within 500 ms"), std::string::npos)
+        << golden.error().message;
+    EXPECT_FALSE(std::filesystem::exists(spec.dir));
+    // The monitor still obeys: the controller stops the never-ready guest.
+    ASSERT_TRUE(m.client().send(WISP_CTL_STOP).ok());
+    auto exited = m.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
+    ASSERT_TRUE(exited.ok());
+    EXPECT_EQ(exited->as<wisp_ctl_exited>().reason, uint32_t{WISP_EXIT_STOPPED});
 }
 
 TEST(Restore, TheGuestSeesTrueWallTimeAndAMonotonicClockThatNeverWentBack) {

@@ -15,6 +15,8 @@
  *                   "history: 0 1 2 ... init=<checksum of the N KiB>"
  *                 - the restore counts every earlier incarnation of this memory
  *                 saw, and proof that the first fill is intact.
+ *
+ * never-ready     an initialisation that never ends: polls forever, no ready.
  */
 #include "../../vm/guests/vmtest.h"
 
@@ -108,8 +110,17 @@ static int history(void) {
     }
 }
 
+static int never_ready(void) {
+    for (;;) {
+        struct wisp_hc_poll p = {0};
+        p.deadline_ns = vt_tsc_mono() + 50000000ull;
+        wisp_hypercall(WISP_HC_POLL, &p);
+    }
+}
+
 int main(void) {
     if (vt_mode_is("golden")) return golden();
     if (vt_mode_is("history")) return history();
+    if (vt_mode_is("never-ready")) return never_ready();
     wisp_abort("snaptest: unknown mode");
 }
