@@ -330,6 +330,44 @@ TEST(Restore, ZeroPagesAreHolesAndA1GiBGuestIsRestoredWithoutLoadingItsMemory) {
     r.stop();
 }
 
+TEST(Restore, APreparedMonitorRestoresAndBootsItsOwnSizeAndStillAnyOther) {
+    WISP_REQUIRE_KVM();
+    ScopedTempDir dir("snap");
+    const std::string golden = dir.path() + "/golden";
+    {
+        HeldGuest g("golden kb=64");
+        ASSERT_TRUE(snapshot_to(g.monitor.client(), golden, 0, kSnapTimeoutMs).ok());
+        g.stop();
+    }
+    // `serve --mem`: memory of that size is registered with KVM before any command.
+    for (const char *prepared : {"32M", "64M"}) {
+        ScopedTap tap("sp");
+        silence_tap(tap);
+        ConsoleFile console;
+        MonitorProcess m({"--mem", prepared});
+        ASSERT_TRUE(m.client().wait_for(WISP_CTL_EV_HELLO, kSnapTimeoutMs).ok()) << m.log();
+        RestoreSpec spec;
+        spec.dir = golden;  // a 32 MiB guest
+        spec.tap_fd = tap.fd();
+        spec.log_fd = console.fd();
+        auto r = restore_from(m.client(), spec, kSnapTimeoutMs);
+        ASSERT_TRUE(r.ok()) << prepared << ": " << r.error().describe() << m.log();
+        auto exited = m.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
+        ASSERT_TRUE(exited.ok());
+        EXPECT_EQ(exited->as<wisp_ctl_exited>().status, 0) << prepared << ": " << console.text();
+        EXPECT_NE(console.text().find("after-ready restored=1"), std::string::npos) << console.text();
+    }
+    MonitorProcess booted({"--mem", "32M"});
+    ASSERT_TRUE(booted.client().wait_for(WISP_CTL_EV_HELLO, kSnapTimeoutMs).ok());
+    ScopedTap tap("spb");
+    silence_tap(tap);
+    UniqueFd img(open(image_path("vmtest_hello").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(booted.client().boot(test_boot("status=5", kMem), tap.fd(), img.get()).ok());
+    auto exited = booted.client().wait_for(WISP_CTL_EV_EXITED, kSnapTimeoutMs);
+    ASSERT_TRUE(exited.ok()) << booted.log();
+    EXPECT_EQ(exited->as<wisp_ctl_exited>().status, 5);
+}
+
 TEST(Restore, DamagedSnapshotsAreRejectedWithClearErrorsAndTheMonitorStaysUsable) {
     WISP_REQUIRE_KVM();
     ScopedTempDir dir("snap");
