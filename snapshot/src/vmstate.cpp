@@ -169,7 +169,7 @@ Result<VmState> decode_vmstate(std::span<const uint8_t> file) {
         return corrupt("diff snapshot without a runs section");
     if (s.kind() != SnapshotKind::kDiff && seen[static_cast<uint32_t>(SectionTag::kRuns)])
         return corrupt("runs section in a full snapshot");
-    if (runs.size() / sizeof(PageRun) != s.memory.run_count)
+    if (s.kind() == SnapshotKind::kDiff && runs.size() / sizeof(PageRun) != s.memory.run_count)
         return corrupt("runs section holds " + std::to_string(runs.size() / sizeof(PageRun)) +
                        " runs, memory section says " + std::to_string(s.memory.run_count));
     s.runs.resize(runs.size() / sizeof(PageRun));

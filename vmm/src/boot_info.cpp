@@ -16,23 +16,12 @@ Status check_identity(const GuestIdentity &id) {
 
 snapshot::IdentityState GuestIdentity::save() const {
     snapshot::IdentityState s{};
-    std::memcpy(s.mac, mac.data(), 6);
-    std::memcpy(s.gw_mac, gw_mac.data(), 6);
-    s.ip_family = ip_family;
-    s.prefix_len = prefix_len;
-    std::memcpy(s.ip, ip.data(), 16);
-    std::memcpy(s.gw_ip, gw_ip.data(), 16);
+    identity_to(*this, s);
     return s;
 }
 
 Result<GuestIdentity> GuestIdentity::restore(const snapshot::IdentityState &s) {
-    GuestIdentity id;
-    std::memcpy(id.mac.data(), s.mac, 6);
-    std::memcpy(id.gw_mac.data(), s.gw_mac, 6);
-    id.ip_family = s.ip_family;
-    id.prefix_len = s.prefix_len;
-    std::memcpy(id.ip.data(), s.ip, 16);
-    std::memcpy(id.gw_ip.data(), s.gw_ip, 16);
+    GuestIdentity id = identity_from(s);
     WISP_RETURN_IF_ERROR(check_identity(id));
     return id;
 }
@@ -46,12 +35,7 @@ wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id
     bi.heap_start = layout.image_end;
     bi.heap_end = layout.heap_end;
     bi.stack_top = layout.stack_top;
-    std::memcpy(bi.mac, id.mac.data(), 6);
-    std::memcpy(bi.gw_mac, id.gw_mac.data(), 6);
-    bi.ip_family = id.ip_family;
-    bi.prefix_len = id.prefix_len;
-    std::memcpy(bi.ip, id.ip.data(), 16);
-    std::memcpy(bi.gw_ip, id.gw_ip.data(), 16);
+    identity_to(id, bi);
     bi.clock = clock;
     bi.restore_count = 0;
     size_t n = std::min(cmdline.size(), size_t{WISP_CMDLINE_MAX - 1});
@@ -86,12 +70,7 @@ Status write_restore_info(const GuestMemory &memory, uint32_t restore_count,
     Translation t = memory.translate(WISP_BOOT_INFO_GPA, sizeof(wisp_boot_info));
     if (!t.ok) return invalid("boot info outside guest memory");
     auto *bi = reinterpret_cast<wisp_boot_info *>(t.bytes.data());
-    std::memcpy(bi->mac, id.mac.data(), 6);
-    std::memcpy(bi->gw_mac, id.gw_mac.data(), 6);
-    bi->ip_family = id.ip_family;
-    bi->prefix_len = id.prefix_len;
-    std::memcpy(bi->ip, id.ip.data(), 16);
-    std::memcpy(bi->gw_ip, id.gw_ip.data(), 16);
+    identity_to(id, *bi);
     // Last: the guest treats a changed count as "re-read everything above".
     __atomic_store_n(&bi->restore_count, restore_count, __ATOMIC_RELEASE);
     return {};

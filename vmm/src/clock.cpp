@@ -49,14 +49,14 @@ snapshot::ClockState GuestClock::save(const wisp_clock_info &live, uint64_t gues
     return s;
 }
 
-Result<GuestClock> GuestClock::restore(const snapshot::ClockState &state, uint32_t tsc_khz,
-                                       wisp_clock_info &calibration) {
+Result<GuestClock> GuestClock::restore(const snapshot::ClockState &state, uint64_t guest_tsc,
+                                       uint32_t tsc_khz, wisp_clock_info &calibration) {
     if (tsc_khz == 0) return invalid("clock: TSC rate is zero");
     const uint64_t host_mono = host_monotonic_ns();
     const uint64_t host_wall = host_realtime_ns();
     GuestClock c;
     c.mono_offset_ns = static_cast<int64_t>(state.guest_mono_ns - host_mono);
-    calibration = make_clock_info(tsc_khz, state.guest_tsc, state.guest_mono_ns,
+    calibration = make_clock_info(tsc_khz, guest_tsc, state.guest_mono_ns,
                                   static_cast<int64_t>(host_wall - state.guest_mono_ns), 0);
     return c;
 }

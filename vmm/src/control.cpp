@@ -109,14 +109,8 @@ Result<BootRequest> decode_boot(const wisp_ctl_boot &b, size_t fd_count) {
     r.console_limit = b.console_limit;
     r.config.mem_size = b.mem_size;
     r.config.cmdline.assign(b.cmdline, b.cmdline_len);
-    GuestIdentity &id = r.config.identity;
-    std::memcpy(id.mac.data(), b.mac, 6);
-    std::memcpy(id.gw_mac.data(), b.gw_mac, 6);
-    id.ip_family = b.ip_family;
-    id.prefix_len = b.prefix_len;
-    std::memcpy(id.ip.data(), b.ip, 16);
-    std::memcpy(id.gw_ip.data(), b.gw_ip, 16);
-    WISP_RETURN_IF_ERROR(check_identity(id));
+    r.config.identity = identity_from(b);
+    WISP_RETURN_IF_ERROR(check_identity(r.config.identity));
     return r;
 }
 
@@ -142,13 +136,7 @@ Result<RestoreRequest> decode_restore(const wisp_ctl_restore &r, size_t fd_count
     req.flags = r.flags;
     req.console_limit = r.console_limit;
     if (r.flags & WISP_RESTORE_IDENTITY) {
-        GuestIdentity id;
-        std::memcpy(id.mac.data(), r.mac, 6);
-        std::memcpy(id.gw_mac.data(), r.gw_mac, 6);
-        id.ip_family = r.ip_family;
-        id.prefix_len = r.prefix_len;
-        std::memcpy(id.ip.data(), r.ip, 16);
-        std::memcpy(id.gw_ip.data(), r.gw_ip, 16);
+        GuestIdentity id = identity_from(r);
         WISP_RETURN_IF_ERROR(check_identity(id));
         req.identity = id;
     }
@@ -161,12 +149,7 @@ wisp_ctl_restore make_restore(uint32_t flags, const GuestIdentity *identity, uin
     r.flags = flags & ~uint32_t{WISP_RESTORE_IDENTITY};
     if (identity) {
         r.flags |= WISP_RESTORE_IDENTITY;
-        std::memcpy(r.mac, identity->mac.data(), 6);
-        std::memcpy(r.gw_mac, identity->gw_mac.data(), 6);
-        r.ip_family = identity->ip_family;
-        r.prefix_len = identity->prefix_len;
-        std::memcpy(r.ip, identity->ip.data(), 16);
-        std::memcpy(r.gw_ip, identity->gw_ip.data(), 16);
+        identity_to(*identity, r);
     }
     return r;
 }
@@ -179,12 +162,7 @@ wisp_ctl_boot make_boot(const BootConfig &c, uint32_t flags, uint64_t console_li
     size_t n = std::min(c.cmdline.size(), size_t{WISP_CTL_CMDLINE_MAX - 1});
     std::memcpy(b.cmdline, c.cmdline.data(), n);
     b.cmdline_len = static_cast<uint32_t>(n);
-    std::memcpy(b.mac, c.identity.mac.data(), 6);
-    std::memcpy(b.gw_mac, c.identity.gw_mac.data(), 6);
-    b.ip_family = c.identity.ip_family;
-    b.prefix_len = c.identity.prefix_len;
-    std::memcpy(b.ip, c.identity.ip.data(), 16);
-    std::memcpy(b.gw_ip, c.identity.gw_ip.data(), 16);
+    identity_to(c.identity, b);
     return b;
 }
 

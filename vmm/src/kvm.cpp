@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <utility>
 
 namespace wisp::vmm {
@@ -99,13 +100,24 @@ Result<Vm> Vm::create(const Kvm &kvm) {
 }
 
 Status Vm::set_memory(const GuestMemory &memory) {
+    return set_memory_region(memory.host_base(), memory.size());
+}
+
+Status Vm::set_memory_region(uint8_t *base, uint64_t size) {
     kvm_userspace_memory_region region{};
     region.slot = 0;
+    if (slot_size_ != 0) {  // KVM cannot resize or move a slot: delete it first
+        region.memory_size = 0;
+        if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
+            return errno_error("KVM_SET_USER_MEMORY_REGION (delete)");
+        slot_size_ = 0;
+    }
     region.guest_phys_addr = 0;
-    region.memory_size = memory.size();
-    region.userspace_addr = reinterpret_cast<uint64_t>(memory.host_base());
+    region.memory_size = size;
+    region.userspace_addr = reinterpret_cast<uint64_t>(base);
     if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
         return errno_error("KVM_SET_USER_MEMORY_REGION");
+    slot_size_ = size;
     return {};
 }
 
@@ -197,12 +209,12 @@ struct OneMsr {
     kvm_msr_entry entry{};
 };
 static_assert(offsetof(OneMsr, entry) == 8);
-struct ThreeMsrs {
-    uint32_t nmsrs = 3;
+struct TwoMsrs {
+    uint32_t nmsrs = 2;
     uint32_t pad = 0;
-    kvm_msr_entry entries[3]{};
+    kvm_msr_entry entries[2]{};
 };
-static_assert(offsetof(ThreeMsrs, entries) == 8);
+static_assert(offsetof(TwoMsrs, entries) == 8);
 }  // namespace
 
 Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
@@ -245,21 +257,32 @@ Result<VcpuState> Vcpu::save() const {
     return s;
 }
 
-Status Vcpu::restore(const VcpuState &s) {
+Status Vcpu::restore(const VcpuState &s, const VcpuState *current) {
+    // Each vCPU ioctl costs ~7-20 us on a nested host: parts this vCPU already
+    // holds (the machine model's special registers, XCR0, no pending events, the
+    // default MSRs of a pre-forked vCPU) are not set again.
+    auto same = [](const auto &a, const auto *b) { return b && std::memcmp(&a, b, sizeof a) == 0; };
     // Order matters: sregs (modes) before regs; XCRs before XSAVE so the
     // restored components are enabled.
-    WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
-    if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
+    if (!same(s.sregs, current ? &current->sregs : nullptr)) WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
+    if (!same(s.xcrs, current ? &current->xcrs : nullptr) && ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0)
+        return errno_error("KVM_SET_XCRS");
     if (ioctl(fd(), kvm_ioctl::kSetXsave, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
     WISP_RETURN_IF_ERROR(set_regs(s.regs));
-    ThreeMsrs m;
-    m.entries[0].index = kMsrTsc;
-    m.entries[0].data = s.tsc;
-    m.entries[1].index = kMsrPat;
-    m.entries[1].data = s.pat;
-    m.entries[2].index = kMsrKernelGsBase;
-    m.entries[2].data = s.kernel_gs_base;
-    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 3) return errno_error("KVM_SET_MSRS (TSC, PAT, KERNEL_GS_BASE)");
+    if (current && s.pat == current->pat && s.kernel_gs_base == current->kernel_gs_base) {
+        if (!same(s.events, &current->events) && ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0)
+            return errno_error("KVM_SET_VCPU_EVENTS");
+        return {};
+    }
+    // Not the TSC: a software KVM runs guest ring-3 `rdtsc` natively (the host's
+    // TSC, whatever the MSR says), so the guest's clocks are recalibrated against
+    // the TSC the new VM actually has (GuestClock::restore) instead.
+    TwoMsrs m;
+    m.entries[0].index = kMsrPat;
+    m.entries[0].data = s.pat;
+    m.entries[1].index = kMsrKernelGsBase;
+    m.entries[1].data = s.kernel_gs_base;
+    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 2) return errno_error("KVM_SET_MSRS (PAT, KERNEL_GS_BASE)");
     if (ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0) return errno_error("KVM_SET_VCPU_EVENTS");
     return {};
 }

@@ -71,7 +71,7 @@ struct SnapshotArgs {
 
 struct ServeArgs {
     int control_fd = -1;
-    std::string listen;
+    std::string listen, mem;
 };
 
 int fail(const std::string &what, const Error &e) {
@@ -249,6 +249,8 @@ int restore_command(const RestoreArgs &args) {
     if (!limit_ok) return fail("--console-limit", limit_ok.error());
     auto vmm = Vmm::create();
     if (!vmm) return fail("create VM", vmm.error());
+    auto prepared = (*vmm)->prepare_memory(state->memory.mem_size);
+    if (!prepared) return fail("prepare guest memory", prepared.error());
     auto listen = listen_if(args.listen);
     if (!listen) return fail("control socket", listen.error());
 
@@ -315,26 +317,22 @@ int golden_command(const GoldenArgs &args, const std::string &log_level) {
         waitpid(child->pid, nullptr, 0);
         return code;
     };
-    wisp_ctl_boot boot = control::make_boot(*config, WISP_BOOT_HOLD_AT_READY | WISP_BOOT_LOG_FD);
     UniqueFd console(dup(STDOUT_FILENO));
-    auto st = child->client->boot(boot, tap->fd(), image.get(), console.get());
-    if (!st) return finish(fail("boot", st.error()));
-    auto started = child->client->wait_for(WISP_CTL_EV_STARTED, 10000);
-    if (!started) return finish(fail("boot " + b.image, started.error()));
-    auto ready = child->client->wait_for(WISP_CTL_EV_READY, args.ready_timeout_s * 1000);
-    if (!ready)
-        return finish(fail("waiting " + std::to_string(args.ready_timeout_s) + " s for the guest's ready",
-                           ready.error()));
-    auto snap = control::snapshot_to(*child->client, args.out, 0, 60000);
-    if (!snap) return finish(fail("snapshot to " + args.out, snap.error()));
-    auto r = ready->as<wisp_ctl_ready>();
+    control::GoldenSpec spec;
+    spec.boot = control::make_boot(*config, 0);
+    spec.tap_fd = tap->fd();
+    spec.image_fd = image.get();
+    spec.log_fd = console.get();
+    spec.dir = args.out;
+    spec.ready_timeout_ms = args.ready_timeout_s * 1000;
+    auto golden = control::golden_snapshot_to(*child->client, spec);
+    if (!golden) return finish(fail("golden snapshot of " + b.image, golden.error()));
+    const wisp_ctl_snapshotted &snap = golden->snapshot;
     std::printf("golden snapshot %s: id %s, %llu KiB of %llu MiB guest memory, ready %.1f ms after boot, "
                 "written in %.1f ms\n",
-                args.out.c_str(), hex_id(snap->id).c_str(),
-                static_cast<unsigned long long>(snap->data_bytes >> 10),
-                static_cast<unsigned long long>(snap->mem_size >> 20),
-                (r.ready_ns - started->as<wisp_ctl_started>().command_ns) / 1e6,
-                (snap->done_ns - snap->command_ns) / 1e6);
+                args.out.c_str(), hex_id(snap.id).c_str(), static_cast<unsigned long long>(snap.data_bytes >> 10),
+                static_cast<unsigned long long>(snap.mem_size >> 20),
+                (golden->ready.ready_ns - golden->started.command_ns) / 1e6, (snap.done_ns - snap.command_ns) / 1e6);
     std::fflush(stdout);
     return finish(0);
 }
@@ -388,9 +386,16 @@ int serve_command(const ServeArgs &args) {
         spdlog::error("serve needs --control-fd, --listen or both");
         return kExitSetupFailed;
     }
-    // 1. the VM and vCPU exist before anyone asks for a guest (pre-forked pool)
+    // 1. the VM and vCPU exist before anyone asks for a guest (pre-forked pool),
+    //    and with --mem its memory slot too
     auto vmm = Vmm::create();
     if (!vmm) return fail("create VM", vmm.error());
+    if (!args.mem.empty()) {
+        auto size = parse_size(args.mem);
+        if (!size) return fail("--mem", size.error());
+        auto prepared = (*vmm)->prepare_memory(*size);
+        if (!prepared) return fail("prepare guest memory", prepared.error());
+    }
     // 2. control channels
     UniqueFd conn;
     if (args.control_fd >= 0) {
@@ -497,6 +502,9 @@ int main(int argc, char **argv) {
                           "inherited SOCK_SEQPACKET socket connected to the controller");
     serve_cmd->add_option("--listen", serve.listen,
                           "control socket path a (new) controller may connect to");
+    serve_cmd->add_option("--mem", serve.mem,
+                          "prepare guest memory of this size now: a boot or restore of that size "
+                          "skips KVM's memory set-up (others still work)");
 
     CLI11_PARSE(app, argc, argv);
     wisp::log::init("wisp-vmm", level);

@@ -89,15 +89,13 @@ Result<SnapshotOutcome> Vmm::save_snapshot(int vmstate_fd, int memory_fd, const 
     auto vcpu = vcpu_.save();
     if (!vcpu) return std::move(vcpu).error();
     state.vcpu = *vcpu;
-    auto khz = vcpu_.tsc_khz();
-    if (!khz) return std::move(khz).error();
     auto live_clock = read_clock_info(memory_);
     if (!live_clock) return std::move(live_clock).error();
 
     // 2. every component's state
     state.layout = layout_.save();
     state.identity = identity_.save();
-    state.clock = clock_.save(*live_clock, state.vcpu.tsc, *khz);
+    state.clock = clock_.save(*live_clock, state.vcpu.tsc, tsc_khz_);
     state.monitor.restore_count = restore_count_;
     if (at_ready_) {
         state.monitor.flags |= snapshot::kMonitorHeldAtReady;
@@ -173,21 +171,22 @@ Status Vmm::restore_snapshot(RestoreFiles files, Tap tap, ConsoleLog console,
     WISP_RETURN_IF_ERROR(check_memory_file(files.memory.get(), mem, "memory file"));
 
     // ---- 2. memory: a private mapping of the full snapshot, the diff over it ----
-    auto memory = GuestMemory::map_file(diff ? files.base_memory.get() : files.memory.get(), mem);
+    //      (in the range a pre-forked monitor prepared: KVM knows it already)
+    auto memory = map_memory(mem, diff ? files.base_memory.get() : files.memory.get());
     if (!memory) return std::move(memory).error();
     if (diff) WISP_RETURN_IF_ERROR(memory->overlay_file(files.memory.get(), state->runs));
 
     // ---- 3. KVM: from here on a failure leaves this VM unusable ----
-    WISP_RETURN_IF_ERROR(vm_.set_memory(*memory));
+    WISP_RETURN_IF_ERROR(attach_memory(*memory));
     memory_ = std::move(*memory);
     layout_ = std::move(*layout);
-    WISP_RETURN_IF_ERROR(vcpu_.restore(state->vcpu));
+    WISP_RETURN_IF_ERROR(vcpu_.restore(state->vcpu, &vcpu_baseline_));
 
     // ---- 4. clock, restore count, identity, the ready hypercall's answer ----
-    auto khz = vcpu_.tsc_khz();
-    if (!khz) return std::move(khz).error();
+    auto tsc = vcpu_.get_msr(kMsrTsc);
+    if (!tsc) return std::move(tsc).error();
     wisp_clock_info calibration;
-    auto clock = GuestClock::restore(state->clock, *khz, calibration);
+    auto clock = GuestClock::restore(state->clock, *tsc, tsc_khz_, calibration);
     if (!clock) return std::move(clock).error();
     clock_ = *clock;
     WISP_RETURN_IF_ERROR(write_clock_info(memory_, calibration));

@@ -15,6 +15,28 @@ Result<wisp_ctl_snapshotted> snapshot_to(ControlClient &client, const std::strin
     return done->as<wisp_ctl_snapshotted>();
 }
 
+Result<GoldenResult> golden_snapshot_to(ControlClient &client, const GoldenSpec &spec) {
+    wisp_ctl_boot boot = spec.boot;
+    boot.flags |= WISP_BOOT_HOLD_AT_READY | (spec.log_fd >= 0 ? WISP_BOOT_LOG_FD : 0u);
+    WISP_RETURN_IF_ERROR(client.boot(boot, spec.tap_fd, spec.image_fd, spec.log_fd));
+    GoldenResult out;
+    auto started = client.wait_for(WISP_CTL_EV_STARTED, 10000);
+    if (!started) return std::move(started).error();
+    out.started = started->as<wisp_ctl_started>();
+    auto ready = client.wait_for(WISP_CTL_EV_READY, spec.ready_timeout_ms);
+    if (!ready) {
+        Error e = std::move(ready).error();
+        if (e.code == ETIMEDOUT)
+            e.message = "the guest did not call ready within " + std::to_string(spec.ready_timeout_ms) + " ms";
+        return e;
+    }
+    out.ready = ready->as<wisp_ctl_ready>();
+    auto snap = snapshot_to(client, spec.dir, 0, 60000);
+    if (!snap) return std::move(snap).error();
+    out.snapshot = *snap;
+    return out;
+}
+
 Result<wisp_ctl_restored> restore_from(ControlClient &client, const RestoreSpec &spec, int timeout_ms) {
     auto files = snapshot::open_snapshot(spec.dir);
     if (!files) return std::move(files).error();

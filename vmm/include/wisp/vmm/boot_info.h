@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "wisp/result.h"
@@ -31,6 +32,29 @@ struct GuestIdentity {
 
 // Checks family (4 or 6) and prefix length (<= 32 or 128).
 Status check_identity(const GuestIdentity &id);
+
+// The identity fields of every plain struct that carries them under the same
+// names (wisp_boot_info, wisp_ctl_boot, wisp_ctl_restore, snapshot::IdentityState).
+template <class Plain>
+void identity_to(const GuestIdentity &id, Plain &out) {
+    std::memcpy(out.mac, id.mac.data(), 6);
+    std::memcpy(out.gw_mac, id.gw_mac.data(), 6);
+    out.ip_family = id.ip_family;
+    out.prefix_len = id.prefix_len;
+    std::memcpy(out.ip, id.ip.data(), 16);
+    std::memcpy(out.gw_ip, id.gw_ip.data(), 16);
+}
+template <class Plain>
+GuestIdentity identity_from(const Plain &in) {
+    GuestIdentity id;
+    std::memcpy(id.mac.data(), in.mac, 6);
+    std::memcpy(id.gw_mac.data(), in.gw_mac, 6);
+    id.ip_family = in.ip_family;
+    id.prefix_len = in.prefix_len;
+    std::memcpy(id.ip.data(), in.ip, 16);
+    std::memcpy(id.gw_ip.data(), in.gw_ip, 16);
+    return id;
+}
 
 wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id,
                               const std::string &cmdline, const wisp_clock_info &clock);

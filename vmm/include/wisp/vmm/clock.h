@@ -29,13 +29,14 @@ struct GuestClock {
     // what the guest can have seen, by either way of reading it.
     snapshot::ClockState save(const wisp_clock_info &live, uint64_t guest_tsc, uint32_t tsc_khz) const;
 
-    // After a restore that just set the guest TSC to state.guest_tsc, on a TSC of
+    // After a restore, with the new VM's guest TSC reading `guest_tsc` now at
     // `tsc_khz`: guest monotonic time continues from the snapshot's (time spent
     // stored does not count: never backwards, no jump of days for the guest's
     // timers), wall time is the host's. Fills the calibration to write into the
-    // boot-info page.
-    static Result<GuestClock> restore(const snapshot::ClockState &state, uint32_t tsc_khz,
-                                      wisp_clock_info &calibration);
+    // boot-info page. The raw TSC is not continuous across a restore (a software
+    // KVM cannot offset ring-3 rdtsc); the calibration hides that from the guest.
+    static Result<GuestClock> restore(const snapshot::ClockState &state, uint64_t guest_tsc,
+                                      uint32_t tsc_khz, wisp_clock_info &calibration);
 };
 
 // Calibration for a guest TSC running at `tsc_khz` that read `guest_tsc` at guest

@@ -56,9 +56,13 @@ public:
     int fd() const { return fd_.get(); }
     // Makes `memory` guest-physical [0, size) in slot 0 (replacing any earlier one).
     Status set_memory(const GuestMemory &memory);
+    // Slot 0 over host addresses [base, base + size), mapped or not yet: KVM
+    // resolves addresses when the guest touches them. Replaces any earlier slot.
+    Status set_memory_region(uint8_t *base, uint64_t size);
 
 private:
     UniqueFd fd_;
+    uint64_t slot_size_ = 0;  // 0: no slot yet
 };
 
 // The vCPU's complete architectural state as KVM exposes it: what a snapshot
@@ -98,9 +102,12 @@ public:
     Result<uint32_t> tsc_khz() const;
 
     // The whole state (save) and setting it on this vCPU (restore, e.g. on a fresh
-    // VM). restore() batches the MSRs into one call: it is on the wake path.
+    // VM). restore() sets everything but the TSC (see kvm.cpp; the guest's clocks
+    // are recalibrated instead); it is on the wake path, so it batches the MSRs
+    // and, given `current` (what this vCPU is known to hold), skips the parts
+    // that are already equal.
     Result<VcpuState> save() const;
-    Status restore(const VcpuState &state);
+    Status restore(const VcpuState &state, const VcpuState *current = nullptr);
 
 private:
     Vcpu(UniqueFd fd, kvm_run *run, size_t run_size) : fd_(std::move(fd)), run_(run), run_size_(run_size) {}

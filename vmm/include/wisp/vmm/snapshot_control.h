@@ -19,6 +19,27 @@ namespace wisp::vmm::control {
 Result<wisp_ctl_snapshotted> snapshot_to(ControlClient &client, const std::string &dir,
                                          uint32_t flags, int timeout_ms);
 
+struct GoldenSpec {
+    wisp_ctl_boot boot{};  // HOLD_AT_READY (and LOG_FD with a log fd) are added
+    int tap_fd = -1;
+    int image_fd = -1;
+    int log_fd = -1;
+    std::string dir;              // where the golden snapshot goes
+    int ready_timeout_ms = 60000;  // bound on the app's initialisation
+};
+
+struct GoldenResult {
+    wisp_ctl_started started{};
+    wisp_ctl_ready ready{};
+    wisp_ctl_snapshotted snapshot{};
+};
+
+// A service's golden snapshot: boots the image in the empty monitor behind
+// `client` held at `ready`, waits for ready (at most ready_timeout_ms), writes the
+// snapshot into spec.dir with snapshot_to(). The guest stays held (PAUSED): the
+// caller resumes it to serve, or stops it.
+Result<GoldenResult> golden_snapshot_to(ControlClient &client, const GoldenSpec &spec);
+
 struct RestoreSpec {
     std::string dir;       // the snapshot to restore
     std::string base_dir;  // for a diff: its parent full snapshot; else empty
