@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "wisp/snapshot/store.h"
+
 namespace wisp::wispd {
 
 namespace fs = std::filesystem;
@@ -324,6 +326,11 @@ Status Controller::recover() {
     if (!replicas) return std::move(replicas).error();
 
     for (auto &record : *services) {
+        // Half-written snapshots of a writer that died (a kill -9 mid-snapshot).
+        if (auto n = snapshot::remove_abandoned(config_.layout.service_snapshots(record.spec.name));
+            n && *n > 0)
+            spdlog::info("service {}: removed {} unfinished snapshot directories",
+                         record.spec.name, *n);
         ServiceRuntime s;
         s.record = record;
         s.backoff = Backoff(config_.backoff, record.failure.consecutive_failures);

@@ -103,8 +103,12 @@ Result<VmmMonitorPool::Spawned> VmmMonitorPool::spawn() const {
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
-    std::vector<std::string> args = {config_.binary, "--log-level", config_.log_level, "serve",
-                                     "--control-fd", "3", "--listen", out.socket};
+    std::vector<std::string> args = {config_.binary, "--log-level", config_.log_level,
+                                     "serve", "--control-fd", "3", "--listen", out.socket};
+    if (config_.prepared_mem_mib) {
+        args.push_back("--mem");
+        args.push_back(std::to_string(config_.prepared_mem_mib) + "M");
+    }
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
