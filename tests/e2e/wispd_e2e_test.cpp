@@ -15,7 +15,7 @@
 #include "wisp/test/net.h"
 #include "wisp/test/paths.h"
 #include "wisp/test/process.h"
-#include "wispd_process.h"
+#include "wisp/test/wispd.h"
 
 namespace {
 

@@ -117,6 +117,7 @@ json wake_trace_json(const WakeTrace &t) {
     };
     return {{"replica", t.replica},
             {"frames_replayed", t.frames},
+            {"syn_monotonic_ns", t.syn_ns},
             {"us_after_syn",
              {{"consumed", at(t.consumed_ns)},
               {"restore_sent", at(t.restore_sent_ns)},

@@ -1,4 +1,4 @@
-// Runs the real wispd binary for end-to-end tests: its own state directory,
+// Runs the real wispd binary for end-to-end tests and benchmarks: its own state directory,
 // runtime directory, API socket and bpffs pin root under the test's temporary
 // directories, an uplink the test created (a veth), and real options only — no
 // test switches in the daemon.
@@ -125,6 +125,9 @@ struct ClientNetwork {
     Response curl(const std::string &url, const std::vector<std::string> &extra = {},
                   int timeout_s = 10) const;
     std::string url(uint16_t port, const std::string &path = "/") const;
+    // A TCP socket that lives in the client namespace (for clients that time
+    // themselves, e.g. benchmarks). Invalid on error (errno set).
+    UniqueFd tcp_socket() const;
 };
 
 }  // namespace wisp::test

@@ -1,7 +1,8 @@
-#include "wispd_process.h"
+#include "wisp/test/wispd.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -232,6 +233,24 @@ ClientNetwork::Response ClientNetwork::curl(const std::string &url,
     out.body = r.output.substr(0, mark);
     std::istringstream in(r.output.substr(mark + 4));
     in >> out.status >> out.connect_s >> out.total_s;
+    return out;
+}
+
+UniqueFd ClientNetwork::tcp_socket() const {
+    // A socket belongs to the namespace of the thread that creates it.
+    UniqueFd out;
+    int error = 0;
+    std::thread t([&] {
+        UniqueFd nsfd(open(("/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!nsfd || setns(nsfd.get(), CLONE_NEWNET) != 0) {
+            error = errno;
+            return;
+        }
+        out.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!out) error = errno;
+    });
+    t.join();
+    errno = error;
     return out;
 }
 
