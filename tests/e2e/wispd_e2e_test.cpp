@@ -288,8 +288,9 @@ TEST_F(WispdE2E, SigtermStopsPromptlyAndRemovesTheSocket) {
 
 class WispdPreflight : public WispdE2E {
 protected:
-    int run_with(const std::string &uplink, const std::string &bpffs_root) {
-        WispdProcess p({tmp_->path(), uplink, bpffs_root, {}, {}});
+    int run_with(const std::string &uplink, const std::string &bpffs_root,
+                 std::vector<std::string> extra = {}) {
+        WispdProcess p({tmp_->path(), uplink, bpffs_root, std::move(extra), {}});
         int rc = p.run_to_exit();
         log_ = p.log();
         return rc;
@@ -301,6 +302,15 @@ TEST_F(WispdPreflight, MissingUplinkIsNamed) {
     EXPECT_EQ(run_with("wnoup" + std::to_string(getpid() % 100000), bpffs_->path() + "/wisp"), 1);
     EXPECT_NE(log_.find("uplink interface 'wnoup"), std::string::npos) << log_;
     EXPECT_NE(log_.find("does not exist"), std::string::npos) << log_;
+}
+
+TEST_F(WispdPreflight, MissingMonitorBinaryIsNamed) {
+    EXPECT_EQ(run_with(veth_->host(), bpffs_->path() + "/wisp",
+                       {"--monitor-binary", tmp_->path() + "/no-such-wisp-vmm"}),
+              1);
+    EXPECT_NE(log_.find("monitor binary " + tmp_->path() + "/no-such-wisp-vmm is not executable"),
+              std::string::npos)
+        << log_;
 }
 
 TEST_F(WispdPreflight, DownUplinkIsNamedWithTheFix) {
