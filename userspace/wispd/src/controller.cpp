@@ -728,10 +728,7 @@ void Controller::replay(ServiceRuntime &s, ReplicaRuntime &r,
 void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &ev) {
     ports_.scheduler.cancel(r.op_timer);
     r.op_timer = 0;
-    uint64_t now = ports_.scheduler.now_ns();
     r.record.state = ReplicaState::kReady;
-    r.record.ready_ms = ports_.scheduler.wall_ms();
-    r.ready_ns = now;
 
     // Order matters: the replica is READY in the maps before the service flips, and
     // both before the replay, so the client's next packets take the fast path.
@@ -739,6 +736,9 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
     bool woke = s.record.state == ServiceState::kWaking;
     if (woke) transition(s, ServiceState::kRunning);
     sync_dataplane(s);
+    uint64_t now = ports_.scheduler.now_ns();  // READY in the maps
+    r.record.ready_ms = ports_.scheduler.wall_ms();
+    r.ready_ns = now;
     // SYNs captured before the flip may still sit in the ring buffer: take them
     // now, or they would wait for the next loop turn.
     std::vector<DpEvent> other_services = collect_pending_syns(s);
@@ -753,9 +753,6 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
     uint64_t replayed_ns = ports_.scheduler.now_ns();
 
     // ---- off the wake path from here ----
-    persist_replica(r);
-    if (woke) persist_state(s);
-    prune_console_logs(s);
     restore_latency_.observe(ns_to_s(now - r.launched_ns));
     std::string latency;
     if (first_ns && now >= first_ns) {
@@ -774,14 +771,25 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
         latency = fmt::format(", {:.3f} ms after the first SYN", s.last_wake_latency_ms);
     }
     trace = {};
-    // Journalled now, not when it happened: no disk write delays a wake.
-    journal(s, r.record.id, "waking", "restoring from " + r.restored_from);
-    journal(s, r.record.id, "ready",
-            fmt::format("replica running {:.3f} ms after the restore began{}; {} frames replayed",
-                        ns_to_ms(now - r.launched_ns), latency, replayed));
-
     ServiceId sid = s.record.id;
     ReplicaId rid = r.record.id;
+    // The store and the journal catch up a little later, once the guest has had the
+    // cores to itself: no disk write delays a wake.
+    std::vector<std::pair<std::string, std::string>> lines = {
+        {"waking", "restoring from " + r.restored_from},
+        {"ready", fmt::format("replica running {:.3f} ms after the restore began{}; {} frames "
+                              "replayed",
+                              ns_to_ms(now - r.launched_ns), latency, replayed)}};
+    ports_.scheduler.schedule_after_ms(config_.bookkeeping_delay_ms, [this, sid, rid, lines] {
+        auto *svc = find(sid);
+        if (!svc) return;
+        for (auto &[kind, message] : lines) journal(*svc, rid, kind.c_str(), message);
+        auto it = svc->replicas.find(rid);
+        if (it != svc->replicas.end()) persist_replica(it->second);
+        persist_state(*svc);
+        prune_console_logs(*svc);
+    });
+
     r.op_timer = ports_.scheduler.schedule_after_ms(config_.healthy_after_ms, [this, sid, rid] {
         ServiceRuntime *svc = nullptr;
         auto *rep = find_replica(rid, &svc);

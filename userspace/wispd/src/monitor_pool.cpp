@@ -161,11 +161,8 @@ Result<VmmMonitorPool::SpareLog> VmmMonitorPool::console_log(const std::string &
 
 void VmmMonitorPool::name_console_log(const SpareLog &log, const std::string &path) {
     if (log.path == path) return;
-    // The monitor's fd stays valid across the rename, done off the wake path.
-    worker_.submit([from = log.path, to = path] {
-        if (rename(from.c_str(), to.c_str()) != 0)
-            spdlog::warn("console log {}: rename from {}: {}", to, from, strerror(errno));
-    });
+    // The monitor's fd stays valid across the rename, done with the next refill.
+    renames_.emplace_back(log.path, path);
 }
 
 void VmmMonitorPool::schedule_refill() {
@@ -177,6 +174,14 @@ void VmmMonitorPool::schedule_refill() {
 }
 
 void VmmMonitorPool::fill() {
+    if (!renames_.empty()) {
+        worker_.submit([renames = std::move(renames_)] {
+            for (auto &[from, to] : renames)
+                if (rename(from.c_str(), to.c_str()) != 0)
+                    spdlog::warn("console log {}: rename from {}: {}", to, from, strerror(errno));
+        });
+        renames_.clear();
+    }
     while (!config_.spare_logs_dir.empty() &&
            spare_logs_.size() + spare_logs_in_flight_ < config_.size) {
         ++spare_logs_in_flight_;

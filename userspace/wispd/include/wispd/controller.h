@@ -43,6 +43,9 @@ struct ControllerConfig {
     uint64_t healthy_after_ms = 10'000;
     Backoff::Policy backoff;
     size_t console_logs_kept = 20;  // per service
+    // After a wake, the store rows and journal lines are written this much later,
+    // not while the guest runs into its first pages on a small host's cores.
+    uint64_t bookkeeping_delay_ms = 5;
 };
 
 struct Ports {

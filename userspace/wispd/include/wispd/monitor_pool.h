@@ -121,7 +121,7 @@ private:
     std::string next_socket_path() const;
     // The console log for a launch: a spare one (see name_console_log) or a new file.
     Result<SpareLog> console_log(const std::string &path);
-    // Gives a spare log its replica's name, on the worker.
+    // Gives a spare log its replica's name (on the worker, with the next refill).
     void name_console_log(const SpareLog &log, const std::string &path);
     void schedule_refill();
 
@@ -139,6 +139,7 @@ private:
     Scheduler::TimerId refill_timer_ = 0;
     std::unordered_map<std::string, snapshot::SnapshotFiles> files_;
     std::deque<SpareLog> spare_logs_;
+    std::vector<std::pair<std::string, std::string>> renames_;  // spare log -> its name
     size_t spare_logs_in_flight_ = 0;
     mutable std::atomic<uint64_t> next_spare_{0};
 };

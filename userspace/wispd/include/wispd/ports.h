@@ -117,9 +117,9 @@ public:
     // Attaches the return-path program (TC ingress) to a replica's fresh tap. Cheap
     // when the tap was prepared already (pooled taps are attached ahead of time).
     virtual Status attach_tap(int ifindex, ReplicaId replica) = 0;
-    // Newest packet seen for the replica in either direction (CLOCK_MONOTONIC ns,
-    // rounded up to the data plane's clock resolution, so a replica is never
-    // declared idle early); 0 if none yet.
+    // Newest packet seen for the replica in either direction (CLOCK_MONOTONIC ns;
+    // the data plane's stamps are coarse: the adapter centres them on the tick they
+    // fall in); 0 if none yet.
     virtual Result<uint64_t> last_activity_ns(ReplicaId replica) = 0;
     // Service ids present in the (pinned) maps: start-up reconciliation removes
     // the ones the store no longer knows.
