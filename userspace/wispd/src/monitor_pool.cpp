@@ -244,8 +244,26 @@ void VmmMonitorPool::keep_snapshot(const std::string &dir) {
 void VmmMonitorPool::release_snapshot(const std::string &dir) { files_.erase(dir); }
 
 Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
+    // Everything that can fail comes before a monitor is taken from the pool.
     auto identity = identity_for(r, config_.gateway_ipv4);
     if (!identity) return std::move(identity).error();
+    UniqueFd image;
+    const snapshot::SnapshotFiles *top = nullptr, *base = nullptr;
+    if (r.mode == LaunchRequest::Mode::kBoot) {
+        image.reset(open(r.image.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!image) return errno_error("image " + r.image);
+    } else {
+        if (r.snapshots.empty() || r.snapshots.size() > 2)
+            return invalid("a restore takes a snapshot, or a base and a diff");
+        auto t = files(r.snapshots.back());
+        if (!t) return std::move(t).error();
+        top = *t;
+        if (r.snapshots.size() == 2) {
+            auto b = files(r.snapshots.front());
+            if (!b) return std::move(b).error();
+            base = *b;
+        }
+    }
     auto log = console_log(r.console_log);
     if (!log) return std::move(log).error();
 
@@ -267,56 +285,40 @@ Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
 
     Status sent;
     if (r.mode == LaunchRequest::Mode::kBoot) {
-        UniqueFd image(open(r.image.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!image) sent = errno_error("image " + r.image);
-        if (sent) {
-            vmm::BootConfig boot;
-            boot.mem_size = uint64_t{r.memory_mib} << 20;
-            boot.cmdline = r.cmdline;
-            boot.identity = *identity;
-            sent = m->control.boot(
-                ctl::make_boot(boot, WISP_BOOT_HOLD_AT_READY | WISP_BOOT_LOG_FD,
-                               config_.console_limit),
-                r.tap.fd.get(), image.get(), log->fd.get());
-        }
+        vmm::BootConfig boot;
+        boot.mem_size = uint64_t{r.memory_mib} << 20;
+        boot.cmdline = r.cmdline;
+        boot.identity = *identity;
+        sent = m->control.boot(ctl::make_boot(boot, WISP_BOOT_HOLD_AT_READY | WISP_BOOT_LOG_FD,
+                                              config_.console_limit),
+                               r.tap.fd.get(), image.get(), log->fd.get());
         m->phase = Phase::kBooting;
     } else {
-        if (r.snapshots.empty() || r.snapshots.size() > 2)
-            return invalid("a restore takes a snapshot, or a base and a diff");
-        auto top = files(r.snapshots.back());
-        if (!top) return std::move(top).error();
-        const snapshot::SnapshotFiles *base = nullptr;
-        if (r.snapshots.size() == 2) {
-            auto b = files(r.snapshots.front());
-            if (!b) return std::move(b).error();
-            base = *b;
-        }
-        uint32_t flags = WISP_RESTORE_LOG_FD | (base ? WISP_RESTORE_DIFF : 0);
         ctl::ControlClient::RestoreFds fds;
         fds.tap = r.tap.fd.get();
-        fds.vmstate = (*top)->vmstate.get();
-        fds.memory = (*top)->memory.get();
+        fds.vmstate = top->vmstate.get();
+        fds.memory = top->memory.get();
         if (base) {
             fds.base_vmstate = base->vmstate.get();
             fds.base_memory = base->memory.get();
         }
         fds.log = log->fd.get();
+        uint32_t flags = WISP_RESTORE_LOG_FD | (base ? WISP_RESTORE_DIFF : 0);
         sent = m->control.restore(ctl::make_restore(flags, &*identity, config_.console_limit),
                                   fds);
         m->phase = Phase::kRestoring;
     }
     name_console_log(*log, r.console_log);
-    m->replica = r.replica;
-    replicas_[r.replica] = m->key;
+    schedule_refill();
     if (!sent) {
-        // The monitor may be half-way through something: it is not reused.
-        refused(*m, sent.error().describe());
-        replicas_.erase(r.replica);
-        m->replica = 0;
-        schedule_refill();
+        // The command may be half in: this monitor is not reused. The caller has
+        // the error; no event follows.
+        m->phase = Phase::kStopping;
+        if (!m->control.send(WISP_CTL_STOP)) kill_now(*m);
         return std::move(sent).error();
     }
-    schedule_refill();
+    m->replica = r.replica;
+    replicas_[r.replica] = m->key;
     return MonitorHandle{m->pid, m->socket};
 }
 
