@@ -63,7 +63,7 @@ protected:
     WispdProcess::Cli cli(const std::vector<std::string> &args) { return wispd_->cli(args); }
 
     // Creates a service from an example app listening on kPort and waits until it
-    // is at zero with its golden snapshot.
+    // is at zero with its golden snapshot (and its boot instance gone).
     void create(const std::string &name, const std::string &app,
                 std::vector<std::string> extra = {}, const std::string &cmdline = "") {
         std::vector<std::string> args = {"service", "create", name, "--image", image_path(app),
@@ -73,8 +73,9 @@ protected:
         args.insert(args.end(), extra.begin(), extra.end());
         auto r = cli(args);
         ASSERT_EQ(r.exit_code, 0) << r.output;
-        ASSERT_TRUE(wait_until([&] { return state(name) == "standby"; }, 20))
-            << name << " never reached standby: " << inspect(name).dump(2);
+        // At zero: standby, and the boot instance's monitor gone too.
+        ASSERT_TRUE(wait_until([&] { return state(name) == "standby" && replicas(name).empty(); }, 20))
+            << name << " never reached zero: " << inspect(name).dump(2);
     }
 
     json inspect(const std::string &name) {
