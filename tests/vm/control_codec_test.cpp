@@ -24,7 +24,8 @@ TEST(ControlCodec, EveryEventRoundTrips) {
     auto back = payload_as<wisp_ctl_exited>(*m);
     EXPECT_EQ(std::memcmp(&back, &e, sizeof e), 0);
     for (uint32_t type : {WISP_CTL_EV_HELLO, WISP_CTL_EV_STARTED, WISP_CTL_EV_READY,
-                          WISP_CTL_EV_STATS, WISP_CTL_EV_STATE, WISP_CTL_EV_ERROR}) {
+                          WISP_CTL_EV_STATS, WISP_CTL_EV_STATE, WISP_CTL_EV_ERROR,
+                          WISP_CTL_EV_SNAPSHOT, WISP_CTL_EV_RESTORED, WISP_CTL_EV_RUNNING}) {
         std::vector<uint8_t> payload(*payload_size(type), 0x5a);
         auto bytes = encode(type, payload);
         auto d = decode(bytes);
@@ -58,6 +59,63 @@ TEST(ControlCodec, BootCommandRoundTripsThroughItsValidation) {
     EXPECT_EQ(r->console_limit, 4096u);
 }
 
+TEST(ControlCodec, RestoreCommandRoundTripsWithAndWithoutAnIdentity) {
+    GuestIdentity id;
+    id.mac = {2, 0, 0, 0, 0, 0x42};
+    id.gw_mac = {2, 0, 0, 0, 0, 0x01};
+    id.ip = {198, 18, 7, 2};
+    id.gw_ip = {198, 18, 7, 1};
+    id.prefix_len = 24;
+    auto bytes = encode(WISP_CTL_RESTORE, make_restore(WISP_RESTORE_DIFF | WISP_RESTORE_LOG_FD, &id, 8192));
+    auto m = decode(bytes);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    auto r = decode_restore(payload_as<wisp_ctl_restore>(*m), 6);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->flags, uint32_t{WISP_RESTORE_DIFF | WISP_RESTORE_LOG_FD | WISP_RESTORE_IDENTITY});
+    EXPECT_EQ(r->console_limit, 8192u);
+    ASSERT_TRUE(r->identity.has_value());
+    EXPECT_EQ(*r->identity, id);
+    auto plain = decode_restore(make_restore(0, nullptr), 3);
+    ASSERT_TRUE(plain.ok()) << plain.error().message;
+    EXPECT_FALSE(plain->identity.has_value());
+}
+
+TEST(ControlCodec, SnapshotAndRestoreCommandsNeedTheirExactFds) {
+    wisp_ctl_snapshot snap{};
+    EXPECT_TRUE(decode_snapshot(snap, 2).ok());
+    EXPECT_FALSE(decode_snapshot(snap, 1).ok()) << "memory file missing";
+    EXPECT_FALSE(decode_snapshot(snap, 3).ok()) << "an extra fd";
+    snap.flags = 0x80;
+    EXPECT_FALSE(decode_snapshot(snap, 2).ok()) << "unknown flag";
+    snap = wisp_ctl_snapshot{0, 1};
+    EXPECT_FALSE(decode_snapshot(snap, 2).ok()) << "padding not zero";
+    struct Case {
+        const char *what;
+        uint32_t flags;
+        size_t fds;
+        bool ok;
+    };
+    const Case cases[] = {
+        {"tap, vmstate, memory", 0, 3, true},
+        {"memory missing", 0, 2, false},
+        {"a diff without its parent's files", WISP_RESTORE_DIFF, 3, false},
+        {"a diff with its parent's files", WISP_RESTORE_DIFF, 5, true},
+        {"a log fd", WISP_RESTORE_LOG_FD, 4, true},
+        {"log flag without the fd", WISP_RESTORE_LOG_FD, 3, false},
+        {"everything", WISP_RESTORE_DIFF | WISP_RESTORE_LOG_FD, 6, true},
+        {"unknown flag", 0x40, 3, false},
+    };
+    for (const Case &c : cases) {
+        wisp_ctl_restore r{};
+        r.flags = c.flags;
+        EXPECT_EQ(decode_restore(r, c.fds).ok(), c.ok) << c.what;
+    }
+    wisp_ctl_restore bad_identity = make_restore(0, nullptr);
+    bad_identity.flags = WISP_RESTORE_IDENTITY;
+    bad_identity.ip_family = 5;
+    EXPECT_FALSE(decode_restore(bad_identity, 3).ok()) << "identity with ip family 5";
+}
+
 TEST(ControlCodec, TruncatedOversizedAndUnknownMessagesAreRejected) {
     struct Case {
         const char *what;
@@ -74,6 +132,8 @@ TEST(ControlCodec, TruncatedOversizedAndUnknownMessagesAreRejected) {
         {"boot payload one byte short", short_boot},
         {"boot payload one byte long", long_boot},
         {"stop with a payload", encode(WISP_CTL_STOP, std::vector<uint8_t>{0})},
+        {"snapshot without its payload", encode(WISP_CTL_SNAPSHOT)},
+        {"restore payload one byte short", encode(WISP_CTL_RESTORE, std::vector<uint8_t>(sizeof(wisp_ctl_restore) - 1, 0))},
         {"unknown type", encode(0x7777)},
         {"type 0", encode(WISP_CTL_RESERVED)},
         {"over the packet limit", std::vector<uint8_t>(WISP_CTL_MSG_MAX + 1, 0)},

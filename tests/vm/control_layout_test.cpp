@@ -28,6 +28,10 @@ TEST(ControlAbi, MessageNumbersAreStable) {
     EXPECT_EQ(WISP_CTL_STATUS, 8);
     EXPECT_EQ(WISP_CTL_EV_HELLO, 0x100);
     EXPECT_EQ(WISP_CTL_EV_ERROR, 0x106);
+    EXPECT_EQ(WISP_CTL_EV_SNAPSHOT, 0x107);
+    EXPECT_EQ(WISP_CTL_EV_RESTORED, 0x108);
+    EXPECT_EQ(WISP_CTL_EV_RUNNING, 0x109);
+    EXPECT_EQ(WISP_CONTROL_VERSION, 2);
     EXPECT_EQ(WISP_EXIT_HALT, 1);
     EXPECT_EQ(WISP_EXIT_MONITOR_ERROR, 17);
 }
@@ -46,6 +50,43 @@ TEST(ControlAbi, BootCommandHasFixedLayoutAndFitsOnePacket) {
     EXPECT_FIELD(wisp_ctl_boot, cmdline, 72);
     EXPECT_EQ(WISP_CTL_CMDLINE_MAX, WISP_CMDLINE_MAX);
     EXPECT_LE(sizeof(wisp_ctl_header) + sizeof(wisp_ctl_boot), size_t{WISP_CTL_MSG_MAX});
+}
+
+TEST(ControlAbi, SnapshotAndRestoreCommandsHaveFixedLayout) {
+    EXPECT_EQ(sizeof(wisp_ctl_snapshot), 8u);
+    EXPECT_FIELD(wisp_ctl_snapshot, pad0, 4);
+    EXPECT_EQ(WISP_SNAPSHOT_DIFF, 1);
+    EXPECT_EQ(sizeof(wisp_ctl_restore), 64u);
+    EXPECT_FIELD(wisp_ctl_restore, flags, 8);
+    EXPECT_FIELD(wisp_ctl_restore, mac, 16);
+    EXPECT_FIELD(wisp_ctl_restore, gw_mac, 22);
+    EXPECT_FIELD(wisp_ctl_restore, ip_family, 28);
+    EXPECT_FIELD(wisp_ctl_restore, prefix_len, 29);
+    EXPECT_FIELD(wisp_ctl_restore, ip, 32);
+    EXPECT_FIELD(wisp_ctl_restore, gw_ip, 48);
+    EXPECT_EQ(WISP_RESTORE_LOG_FD, 1);
+    EXPECT_EQ(WISP_RESTORE_DIFF, 2);
+    EXPECT_EQ(WISP_RESTORE_IDENTITY, 4);
+}
+
+TEST(ControlAbi, SnapshotEventsHaveFixedLayout) {
+    EXPECT_EQ(sizeof(wisp_ctl_snapshotted), 80u);
+    EXPECT_FIELD(wisp_ctl_snapshotted, done_ns, 8);
+    EXPECT_FIELD(wisp_ctl_snapshotted, mem_size, 16);
+    EXPECT_FIELD(wisp_ctl_snapshotted, data_bytes, 24);
+    EXPECT_FIELD(wisp_ctl_snapshotted, run_pages, 32);
+    EXPECT_FIELD(wisp_ctl_snapshotted, vmstate_bytes, 40);
+    EXPECT_FIELD(wisp_ctl_snapshotted, kind, 44);
+    EXPECT_FIELD(wisp_ctl_snapshotted, id, 48);
+    EXPECT_FIELD(wisp_ctl_snapshotted, parent_id, 64);
+    EXPECT_EQ(sizeof(wisp_ctl_restored), 56u);
+    EXPECT_FIELD(wisp_ctl_restored, entry_ns, 8);
+    EXPECT_FIELD(wisp_ctl_restored, mem_size, 16);
+    EXPECT_FIELD(wisp_ctl_restored, rip, 24);
+    EXPECT_FIELD(wisp_ctl_restored, restore_count, 32);
+    EXPECT_FIELD(wisp_ctl_restored, kind, 36);
+    EXPECT_FIELD(wisp_ctl_restored, id, 40);
+    EXPECT_EQ(sizeof(wisp_ctl_running), 8u);
 }
 
 TEST(ControlAbi, EventPayloadsHaveFixedLayout) {

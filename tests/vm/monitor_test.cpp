@@ -221,7 +221,11 @@ TEST(Monitor, MalformedMessagesAreRejectedWithoutCrashing) {
     expect_error(encode(WISP_CTL_BOOT, test_boot("")), {fds[0], fds[1]}, "boot with a file as tap");
     expect_error(encode(WISP_CTL_PAUSE), {img.get()}, "pause with an fd");
     expect_error(encode(WISP_CTL_PAUSE), {}, "pause before boot");
-    expect_error(encode(WISP_CTL_SNAPSHOT), {}, "snapshot (not in this monitor)");
+    expect_error(encode(WISP_CTL_SNAPSHOT), {}, "snapshot without its payload");
+    expect_error(encode(WISP_CTL_SNAPSHOT, wisp_ctl_snapshot{}), {fds[0], fds[1]}, "snapshot before boot");
+    expect_error(encode(WISP_CTL_RESTORE, wisp_ctl_restore{}), {fds[0]}, "restore with one fd");
+    expect_error(encode(WISP_CTL_RESTORE, wisp_ctl_restore{}), {fds[0], fds[1], fds[1]},
+                 "restore with a file as tap");
     // Still healthy: it boots and runs a guest.
     boot(c, "vmtest_hello", "status=1");
     EXPECT_EQ(wait_exited(c).status, 1);

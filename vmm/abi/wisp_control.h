@@ -12,7 +12,7 @@
  * WISP_CTL_EV_ERROR reply and never ends the monitor.
  *
  * File descriptors travel as SCM_RIGHTS ancillary data of the packet that needs
- * them (the boot command).
+ * them (boot, snapshot, restore).
  *
  * Every command gets exactly one reply, in order: the event named next to it, or
  * WISP_CTL_EV_ERROR. Events without a command (ready, exited) may come between
@@ -23,8 +23,9 @@
 
 #include <stdint.h>
 
-/* Bumped on any incompatible change; sent in the hello event. */
-#define WISP_CONTROL_VERSION 1
+/* Bumped on any incompatible change; sent in the hello event.
+ * 2: snapshot and restore commands, snapshot/restored/running events. */
+#define WISP_CONTROL_VERSION 2
 
 /* Largest packet either side sends or accepts, header included. */
 #define WISP_CTL_MSG_MAX 4096
@@ -43,8 +44,8 @@ enum wisp_ctl_type {
     WISP_CTL_RESUME = 3,   /* no payload                  -> EV_STATE   */
     WISP_CTL_STOP = 4,     /* no payload                  -> EV_EXITED  */
     WISP_CTL_STATS = 5,    /* no payload                  -> EV_STATS   */
-    WISP_CTL_SNAPSHOT = 6, /* reserved for snapshots (payload defined there) */
-    WISP_CTL_RESTORE = 7,  /* reserved for snapshots (payload defined there) */
+    WISP_CTL_SNAPSHOT = 6, /* struct wisp_ctl_snapshot + fds -> EV_SNAPSHOT */
+    WISP_CTL_RESTORE = 7,  /* struct wisp_ctl_restore + fds  -> EV_RESTORED */
     WISP_CTL_STATUS = 8,   /* no payload                  -> EV_STATE   */
 
     /* events: monitor -> controller */
@@ -55,6 +56,9 @@ enum wisp_ctl_type {
     WISP_CTL_EV_STATS = 0x104,   /* struct wisp_ctl_stats */
     WISP_CTL_EV_STATE = 0x105,   /* struct wisp_ctl_state */
     WISP_CTL_EV_ERROR = 0x106,   /* struct wisp_ctl_error: a command was rejected */
+    WISP_CTL_EV_SNAPSHOT = 0x107, /* struct wisp_ctl_snapshotted: the snapshot files are written */
+    WISP_CTL_EV_RESTORED = 0x108, /* struct wisp_ctl_restored: the guest is about to run again */
+    WISP_CTL_EV_RUNNING = 0x109,  /* struct wisp_ctl_running: first hypercall after a restore */
 };
 
 /* Monitor states, as seen by the controller. */
@@ -90,6 +94,48 @@ struct wisp_ctl_boot {
     uint8_t ip[16];
     uint8_t gw_ip[16];
     char cmdline[WISP_CTL_CMDLINE_MAX];
+};
+
+/* ---- snapshot ------------------------------------------------------------- */
+
+/* SCM_RIGHTS order: [0] vmstate, [1] memory: empty regular files opened
+ * read-write, which the controller created in a temporary directory. The monitor
+ * writes them (memory sparse: zero pages stay holes) but does not sync them; the
+ * controller makes them durable and renames the directory into place
+ * (snapshot/include/wisp/snapshot/store.h). Allowed while RUNNING or PAUSED; the
+ * VM's state does not change. */
+#define WISP_SNAPSHOT_DIFF 0x1 /* only pages changed since the full snapshot the VM was restored from */
+#define WISP_SNAPSHOT_FLAGS_ALL (WISP_SNAPSHOT_DIFF)
+
+struct wisp_ctl_snapshot {
+    uint32_t flags; /* WISP_SNAPSHOT_* */
+    uint32_t pad0;
+};
+
+/* ---- restore -------------------------------------------------------------- */
+
+/* SCM_RIGHTS order: [0] tap (IFF_TAP|IFF_NO_PI), [1] vmstate, [2] memory (both
+ * read-only); with WISP_RESTORE_DIFF then [3] vmstate and [4] memory of the diff's
+ * parent full snapshot; with WISP_RESTORE_LOG_FD the console log last. Only in
+ * state EMPTY. A rejected restore (bad file, wrong parent, other CPU, ...) leaves
+ * the monitor EMPTY and usable. */
+#define WISP_RESTORE_LOG_FD 0x1
+#define WISP_RESTORE_DIFF 0x2      /* a diff snapshot: its parent's fds follow */
+#define WISP_RESTORE_IDENTITY 0x4  /* give the guest the identity below, not the snapshot's */
+#define WISP_RESTORE_FLAGS_ALL (WISP_RESTORE_LOG_FD | WISP_RESTORE_DIFF | WISP_RESTORE_IDENTITY)
+
+struct wisp_ctl_restore {
+    uint64_t console_limit; /* bytes the console log may grow to (0 = monitor default) */
+    uint32_t flags;         /* WISP_RESTORE_* */
+    uint32_t pad0;
+    /* with WISP_RESTORE_IDENTITY (as in wisp_ctl_boot): */
+    uint8_t mac[6];
+    uint8_t gw_mac[6];
+    uint8_t ip_family;
+    uint8_t prefix_len;
+    uint8_t pad1[2];
+    uint8_t ip[16];
+    uint8_t gw_ip[16];
 };
 
 /* ---- events --------------------------------------------------------------- */
@@ -162,6 +208,32 @@ struct wisp_ctl_stats {
     uint64_t max_rss_kib;     /* the monitor's peak RSS */
     uint32_t state;           /* enum wisp_vm_state */
     uint32_t pad0;
+};
+
+struct wisp_ctl_snapshotted {
+    uint64_t command_ns;    /* CLOCK_MONOTONIC when the command was read */
+    uint64_t done_ns;       /* CLOCK_MONOTONIC when both files were written */
+    uint64_t mem_size;
+    uint64_t data_bytes;    /* bytes of guest memory written (zero pages excluded) */
+    uint64_t run_pages;     /* diff: pages it covers; full: 0 */
+    uint32_t vmstate_bytes;
+    uint32_t kind;          /* 1 full, 2 diff */
+    uint8_t id[16];         /* the new snapshot's id */
+    uint8_t parent_id[16];  /* diff: the full snapshot it applies to; else zero */
+};
+
+struct wisp_ctl_restored {
+    uint64_t command_ns; /* CLOCK_MONOTONIC when the restore command was read */
+    uint64_t entry_ns;   /* CLOCK_MONOTONIC just before the guest runs again */
+    uint64_t mem_size;
+    uint64_t rip;        /* where the guest continues */
+    uint32_t restore_count;
+    uint32_t kind;       /* of the snapshot restored: 1 full, 2 diff */
+    uint8_t id[16];      /* the snapshot restored */
+};
+
+struct wisp_ctl_running {
+    uint64_t first_hypercall_ns; /* CLOCK_MONOTONIC of the guest's first hypercall */
 };
 
 struct wisp_ctl_state {

@@ -14,6 +14,18 @@ Status check_identity(const GuestIdentity &id) {
     return {};
 }
 
+snapshot::IdentityState GuestIdentity::save() const {
+    snapshot::IdentityState s{};
+    identity_to(*this, s);
+    return s;
+}
+
+Result<GuestIdentity> GuestIdentity::restore(const snapshot::IdentityState &s) {
+    GuestIdentity id = identity_from(s);
+    WISP_RETURN_IF_ERROR(check_identity(id));
+    return id;
+}
+
 wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id,
                               const std::string &cmdline, const wisp_clock_info &clock) {
     wisp_boot_info bi{};
@@ -23,12 +35,7 @@ wisp_boot_info make_boot_info(const GuestLayout &layout, const GuestIdentity &id
     bi.heap_start = layout.image_end;
     bi.heap_end = layout.heap_end;
     bi.stack_top = layout.stack_top;
-    std::memcpy(bi.mac, id.mac.data(), 6);
-    std::memcpy(bi.gw_mac, id.gw_mac.data(), 6);
-    bi.ip_family = id.ip_family;
-    bi.prefix_len = id.prefix_len;
-    std::memcpy(bi.ip, id.ip.data(), 16);
-    std::memcpy(bi.gw_ip, id.gw_ip.data(), 16);
+    identity_to(id, bi);
     bi.clock = clock;
     bi.restore_count = 0;
     size_t n = std::min(cmdline.size(), size_t{WISP_CMDLINE_MAX - 1});
@@ -48,6 +55,24 @@ Status write_clock_info(const GuestMemory &memory, const wisp_clock_info &clock)
     next.seq = seq | 1u;
     std::memcpy(live, &next, sizeof next);
     __atomic_store_n(&live->seq, (seq | 1u) + 1u, __ATOMIC_RELEASE);
+    return {};
+}
+
+Result<wisp_clock_info> read_clock_info(const GuestMemory &memory) {
+    wisp_clock_info info;
+    if (!memory.read(WISP_BOOT_INFO_GPA + offsetof(wisp_boot_info, clock), &info))
+        return invalid("boot info outside guest memory");
+    return info;
+}
+
+Status write_restore_info(const GuestMemory &memory, uint32_t restore_count,
+                          const GuestIdentity &id) {
+    Translation t = memory.translate(WISP_BOOT_INFO_GPA, sizeof(wisp_boot_info));
+    if (!t.ok) return invalid("boot info outside guest memory");
+    auto *bi = reinterpret_cast<wisp_boot_info *>(t.bytes.data());
+    identity_to(id, *bi);
+    // Last: the guest treats a changed count as "re-read everything above".
+    __atomic_store_n(&bi->restore_count, restore_count, __ATOMIC_RELEASE);
     return {};
 }
 

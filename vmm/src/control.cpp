@@ -11,7 +11,7 @@ namespace wisp::vmm::control {
 
 namespace {
 constexpr size_t kHeader = sizeof(wisp_ctl_header);
-constexpr size_t kMaxFds = 4;
+constexpr size_t kMaxFds = 8;
 }  // namespace
 
 std::optional<size_t> payload_size(uint32_t type) {
@@ -22,6 +22,8 @@ std::optional<size_t> payload_size(uint32_t type) {
         case WISP_CTL_STOP:
         case WISP_CTL_STATS:
         case WISP_CTL_STATUS: return 0;
+        case WISP_CTL_SNAPSHOT: return sizeof(wisp_ctl_snapshot);
+        case WISP_CTL_RESTORE: return sizeof(wisp_ctl_restore);
         case WISP_CTL_EV_HELLO: return sizeof(wisp_ctl_hello);
         case WISP_CTL_EV_STARTED: return sizeof(wisp_ctl_started);
         case WISP_CTL_EV_READY: return sizeof(wisp_ctl_ready);
@@ -29,6 +31,9 @@ std::optional<size_t> payload_size(uint32_t type) {
         case WISP_CTL_EV_STATS: return sizeof(wisp_ctl_stats);
         case WISP_CTL_EV_STATE: return sizeof(wisp_ctl_state);
         case WISP_CTL_EV_ERROR: return sizeof(wisp_ctl_error);
+        case WISP_CTL_EV_SNAPSHOT: return sizeof(wisp_ctl_snapshotted);
+        case WISP_CTL_EV_RESTORED: return sizeof(wisp_ctl_restored);
+        case WISP_CTL_EV_RUNNING: return sizeof(wisp_ctl_running);
         default: return std::nullopt;
     }
 }
@@ -52,6 +57,9 @@ const char *type_name(uint32_t type) {
         case WISP_CTL_EV_STATS: return "stats-reply";
         case WISP_CTL_EV_STATE: return "state";
         case WISP_CTL_EV_ERROR: return "error";
+        case WISP_CTL_EV_SNAPSHOT: return "snapshot-done";
+        case WISP_CTL_EV_RESTORED: return "restored";
+        case WISP_CTL_EV_RUNNING: return "running";
         default: return "unknown";
     }
 }
@@ -75,11 +83,9 @@ Result<Message> decode(std::span<const uint8_t> packet) {
         return invalid("message length field " + std::to_string(h.length) + " does not match the " +
                            std::to_string(packet.size() - kHeader) + " payload bytes received",
                        EBADMSG);
-    bool reserved = h.type == WISP_CTL_SNAPSHOT || h.type == WISP_CTL_RESTORE;
     auto expected = payload_size(h.type);
-    if (!expected && !reserved)
-        return invalid("unknown message type " + std::to_string(h.type), EBADMSG);
-    if (expected && *expected != h.length)
+    if (!expected) return invalid("unknown message type " + std::to_string(h.type), EBADMSG);
+    if (*expected != h.length)
         return invalid(std::string(type_name(h.type)) + " message carries " +
                            std::to_string(h.length) + " payload bytes, expected " +
                            std::to_string(*expected),
@@ -103,14 +109,48 @@ Result<BootRequest> decode_boot(const wisp_ctl_boot &b, size_t fd_count) {
     r.console_limit = b.console_limit;
     r.config.mem_size = b.mem_size;
     r.config.cmdline.assign(b.cmdline, b.cmdline_len);
-    GuestIdentity &id = r.config.identity;
-    std::memcpy(id.mac.data(), b.mac, 6);
-    std::memcpy(id.gw_mac.data(), b.gw_mac, 6);
-    id.ip_family = b.ip_family;
-    id.prefix_len = b.prefix_len;
-    std::memcpy(id.ip.data(), b.ip, 16);
-    std::memcpy(id.gw_ip.data(), b.gw_ip, 16);
-    WISP_RETURN_IF_ERROR(check_identity(id));
+    r.config.identity = identity_from(b);
+    WISP_RETURN_IF_ERROR(check_identity(r.config.identity));
+    return r;
+}
+
+Result<SnapshotRequest> decode_snapshot(const wisp_ctl_snapshot &s, size_t fd_count) {
+    if (s.flags & ~uint32_t{WISP_SNAPSHOT_FLAGS_ALL})
+        return invalid("snapshot: unknown flags " + std::to_string(s.flags));
+    if (s.pad0 != 0) return invalid("snapshot: padding is not zero");
+    if (fd_count != 2)
+        return invalid("snapshot: expected 2 file descriptors (vmstate, memory), got " +
+                       std::to_string(fd_count));
+    return SnapshotRequest{s.flags};
+}
+
+Result<RestoreRequest> decode_restore(const wisp_ctl_restore &r, size_t fd_count) {
+    if (r.flags & ~uint32_t{WISP_RESTORE_FLAGS_ALL})
+        return invalid("restore: unknown flags " + std::to_string(r.flags));
+    size_t want = 3 + ((r.flags & WISP_RESTORE_DIFF) ? 2 : 0) + ((r.flags & WISP_RESTORE_LOG_FD) ? 1 : 0);
+    if (fd_count != want)
+        return invalid("restore: expected " + std::to_string(want) +
+                       " file descriptors (tap, vmstate, memory[, parent vmstate, parent memory][, log]), got " +
+                       std::to_string(fd_count));
+    RestoreRequest req;
+    req.flags = r.flags;
+    req.console_limit = r.console_limit;
+    if (r.flags & WISP_RESTORE_IDENTITY) {
+        GuestIdentity id = identity_from(r);
+        WISP_RETURN_IF_ERROR(check_identity(id));
+        req.identity = id;
+    }
+    return req;
+}
+
+wisp_ctl_restore make_restore(uint32_t flags, const GuestIdentity *identity, uint64_t console_limit) {
+    wisp_ctl_restore r{};
+    r.console_limit = console_limit;
+    r.flags = flags & ~uint32_t{WISP_RESTORE_IDENTITY};
+    if (identity) {
+        r.flags |= WISP_RESTORE_IDENTITY;
+        identity_to(*identity, r);
+    }
     return r;
 }
 
@@ -122,12 +162,7 @@ wisp_ctl_boot make_boot(const BootConfig &c, uint32_t flags, uint64_t console_li
     size_t n = std::min(c.cmdline.size(), size_t{WISP_CTL_CMDLINE_MAX - 1});
     std::memcpy(b.cmdline, c.cmdline.data(), n);
     b.cmdline_len = static_cast<uint32_t>(n);
-    std::memcpy(b.mac, c.identity.mac.data(), 6);
-    std::memcpy(b.gw_mac, c.identity.gw_mac.data(), 6);
-    b.ip_family = c.identity.ip_family;
-    b.prefix_len = c.identity.prefix_len;
-    std::memcpy(b.ip, c.identity.ip.data(), 16);
-    std::memcpy(b.gw_ip, c.identity.gw_ip.data(), 16);
+    identity_to(c.identity, b);
     return b;
 }
 
@@ -208,6 +243,23 @@ Status ControlClient::boot(const wisp_ctl_boot &boot, int tap_fd, int image_fd, 
     int fds[3] = {tap_fd, image_fd, log_fd};
     size_t n = log_fd >= 0 ? 3 : 2;
     return send_packet(fd(), encode(WISP_CTL_BOOT, boot), std::span<const int>(fds, n));
+}
+
+Status ControlClient::snapshot(uint32_t flags, int vmstate_fd, int memory_fd) {
+    int fds[2] = {vmstate_fd, memory_fd};
+    return send_packet(fd(), encode(WISP_CTL_SNAPSHOT, wisp_ctl_snapshot{flags, 0}), fds);
+}
+
+Status ControlClient::restore(const wisp_ctl_restore &restore, const RestoreFds &f) {
+    std::vector<int> fds = {f.tap, f.vmstate, f.memory};
+    if (restore.flags & WISP_RESTORE_DIFF) {
+        fds.push_back(f.base_vmstate);
+        fds.push_back(f.base_memory);
+    }
+    if (restore.flags & WISP_RESTORE_LOG_FD) fds.push_back(f.log);
+    for (int fd : fds)
+        if (fd < 0) return invalid("restore: a file descriptor the flags call for is missing");
+    return send_packet(fd(), encode(WISP_CTL_RESTORE, restore), fds);
 }
 
 Result<Event> ControlClient::receive(int timeout_ms) {

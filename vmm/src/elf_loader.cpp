@@ -13,7 +13,7 @@ namespace wisp::vmm {
 namespace {
 
 constexpr uint64_t kPage = WISP_PAGE_SIZE;
-constexpr uint16_t kMaxPhdrs = 64;
+constexpr uint16_t kMaxPhdrs = kMaxImageSegments;
 
 uint64_t page_down(uint64_t v) { return v & ~(kPage - 1); }
 

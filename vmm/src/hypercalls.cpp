@@ -26,7 +26,10 @@ std::string hex(uint64_t v) {
 
 Vmm::Action Vmm::dispatch(uint32_t nr, uint64_t arg) {
     stats_.hypercalls++;
-    if (first_hypercall_ns_ == 0) first_hypercall_ns_ = host_monotonic_ns();
+    if (first_hypercall_ns_ == 0) {
+        first_hypercall_ns_ = host_monotonic_ns();
+        if (first_hypercall_hook_) first_hypercall_hook_();
+    }
     current_hypercall_ = nr;
     switch (nr) {
         case WISP_HC_CONSOLE: return hc_console(arg);
@@ -221,6 +224,10 @@ Vmm::Action Vmm::hc_ready(uint64_t arg) {
     uint64_t restored = restore_count_ > 0 ? 1 : 0;
     if (!write_out(arg + offsetof(wisp_hc_ready, restored), restored)) return Action::kExit;
     if (ready_ns_ == 0) ready_ns_ = host_monotonic_ns();
+    // Until the guest runs again it sits right after this call: a snapshot taken
+    // now is a golden one, and its restore must say restored = 1 here.
+    at_ready_ = true;
+    ready_arg_gpa_ = arg;
     return Action::kReady;
 }
 

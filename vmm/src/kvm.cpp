@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <utility>
 
 namespace wisp::vmm {
@@ -35,6 +37,30 @@ const kvm_cpuid_entry2 *find_leaf(const std::vector<kvm_cpuid_entry2> &cpuid, ui
     return nullptr;
 }
 
+// A hash of the CPUID words that name features a guest may rely on: vendor, leaf
+// 1 ecx/edx, leaf 7 ebx/ecx/edx, the XSAVE leaf 0xd, leaf 0x80000001 ecx/edx.
+// Not the whole table: it also holds the APIC id of whichever host CPU answered
+// (leaf 1 ebx[31:24], leaf 0xb edx), which differs from call to call.
+uint64_t feature_fingerprint(const std::vector<kvm_cpuid_entry2> &cpuid) {
+    struct Word {
+        uint32_t function, index, eax, ebx, ecx, edx;
+    };
+    std::vector<Word> words;
+    for (const auto &e : cpuid) {
+        Word w{e.function, e.index, 0, 0, 0, 0};
+        switch (e.function) {
+            case 0: w.ebx = e.ebx; w.ecx = e.ecx; w.edx = e.edx; break;
+            case 1: w.ecx = e.ecx; w.edx = e.edx; break;
+            case 7: w.ebx = e.ebx; w.ecx = e.ecx; w.edx = e.edx; break;
+            case 0xd: w.eax = e.eax; w.ebx = e.ebx; w.ecx = e.ecx; break;
+            case 0x80000001: w.ecx = e.ecx; w.edx = e.edx; break;
+            default: continue;
+        }
+        words.push_back(w);
+    }
+    return XXH3_64bits(words.data(), words.size() * sizeof(Word));
+}
+
 }  // namespace
 
 Result<Kvm> Kvm::open() {
@@ -52,6 +78,7 @@ Result<Kvm> Kvm::open() {
     if (ioctl(kvm.fd(), kvm_ioctl::kGetSupportedCpuid, buf.get()) != 0)
         return errno_error("KVM_GET_SUPPORTED_CPUID");
     kvm.cpuid_.assign(buf.entries(), buf.entries() + std::min<uint32_t>(buf.nent(), kMaxCpuidEntries));
+    kvm.cpuid_hash_ = feature_fingerprint(kvm.cpuid_);
     return kvm;
 }
 
@@ -73,13 +100,24 @@ Result<Vm> Vm::create(const Kvm &kvm) {
 }
 
 Status Vm::set_memory(const GuestMemory &memory) {
+    return set_memory_region(memory.host_base(), memory.size());
+}
+
+Status Vm::set_memory_region(uint8_t *base, uint64_t size) {
     kvm_userspace_memory_region region{};
     region.slot = 0;
+    if (slot_size_ != 0) {  // KVM cannot resize or move a slot: delete it first
+        region.memory_size = 0;
+        if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
+            return errno_error("KVM_SET_USER_MEMORY_REGION (delete)");
+        slot_size_ = 0;
+    }
     region.guest_phys_addr = 0;
-    region.memory_size = memory.size();
-    region.userspace_addr = reinterpret_cast<uint64_t>(memory.host_base());
+    region.memory_size = size;
+    region.userspace_addr = reinterpret_cast<uint64_t>(base);
     if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
         return errno_error("KVM_SET_USER_MEMORY_REGION");
+    slot_size_ = size;
     return {};
 }
 
@@ -171,6 +209,12 @@ struct OneMsr {
     kvm_msr_entry entry{};
 };
 static_assert(offsetof(OneMsr, entry) == 8);
+struct TwoMsrs {
+    uint32_t nmsrs = 2;
+    uint32_t pad = 0;
+    kvm_msr_entry entries[2]{};
+};
+static_assert(offsetof(TwoMsrs, entries) == 8);
 }  // namespace
 
 Result<uint64_t> Vcpu::get_msr(uint32_t index) const {
@@ -213,16 +257,32 @@ Result<VcpuState> Vcpu::save() const {
     return s;
 }
 
-Status Vcpu::restore(const VcpuState &s) {
+Status Vcpu::restore(const VcpuState &s, const VcpuState *current) {
+    // Each vCPU ioctl costs ~7-20 us on a nested host: parts this vCPU already
+    // holds (the machine model's special registers, XCR0, no pending events, the
+    // default MSRs of a pre-forked vCPU) are not set again.
+    auto same = [](const auto &a, const auto *b) { return b && std::memcmp(&a, b, sizeof a) == 0; };
     // Order matters: sregs (modes) before regs; XCRs before XSAVE so the
     // restored components are enabled.
-    WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
-    if (ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0) return errno_error("KVM_SET_XCRS");
+    if (!same(s.sregs, current ? &current->sregs : nullptr)) WISP_RETURN_IF_ERROR(set_sregs(s.sregs));
+    if (!same(s.xcrs, current ? &current->xcrs : nullptr) && ioctl(fd(), KVM_SET_XCRS, &s.xcrs) != 0)
+        return errno_error("KVM_SET_XCRS");
     if (ioctl(fd(), kvm_ioctl::kSetXsave, &s.xsave) != 0) return errno_error("KVM_SET_XSAVE");
     WISP_RETURN_IF_ERROR(set_regs(s.regs));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrTsc, s.tsc));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrPat, s.pat));
-    WISP_RETURN_IF_ERROR(set_msr(kMsrKernelGsBase, s.kernel_gs_base));
+    if (current && s.pat == current->pat && s.kernel_gs_base == current->kernel_gs_base) {
+        if (!same(s.events, &current->events) && ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0)
+            return errno_error("KVM_SET_VCPU_EVENTS");
+        return {};
+    }
+    // Not the TSC: a software KVM runs guest ring-3 `rdtsc` natively (the host's
+    // TSC, whatever the MSR says), so the guest's clocks are recalibrated against
+    // the TSC the new VM actually has (GuestClock::restore) instead.
+    TwoMsrs m;
+    m.entries[0].index = kMsrPat;
+    m.entries[0].data = s.pat;
+    m.entries[1].index = kMsrKernelGsBase;
+    m.entries[1].data = s.kernel_gs_base;
+    if (ioctl(fd(), kvm_ioctl::kSetMsrs, &m) != 2) return errno_error("KVM_SET_MSRS (PAT, KERNEL_GS_BASE)");
     if (ioctl(fd(), KVM_SET_VCPU_EVENTS, &s.events) != 0) return errno_error("KVM_SET_VCPU_EVENTS");
     return {};
 }

@@ -225,4 +225,73 @@ kvm_regs initial_registers(uint64_t entry, uint64_t stack_top) {
     return r;
 }
 
+static_assert(kMaxImageSegments <= snapshot::kMaxSegments,
+              "every segment the ELF loader accepts must fit a snapshot's layout");
+
+snapshot::LayoutState GuestLayout::save() const {
+    snapshot::LayoutState s{};
+    s.mem_size = mem_size;
+    s.image_end = image_end;
+    s.heap_end = heap_end;
+    s.stack_top = stack_top;
+    s.segment_count = static_cast<uint32_t>(segments.size());
+    for (size_t i = 0; i < segments.size() && i < snapshot::kMaxSegments; i++) {
+        const ElfSegment &e = segments[i];
+        s.segments[i] = snapshot::SegmentState{
+            e.vaddr, e.mem_size, e.file_offset, e.file_size,
+            (e.writable ? snapshot::kSegmentWritable : 0u) | (e.executable ? snapshot::kSegmentExecutable : 0u), 0};
+    }
+    return s;
+}
+
+Result<GuestLayout> GuestLayout::restore(const snapshot::LayoutState &s) {
+    if (s.segment_count == 0 || s.segment_count > snapshot::kMaxSegments)
+        return invalid("layout: bad segment count");
+    if (s.stack_top != s.mem_size || s.heap_end != image_load_limit(s.mem_size) ||
+        s.image_end > s.heap_end || s.image_end <= WISP_IMAGE_BASE)
+        return invalid("layout: memory map does not match the machine model");
+    GuestLayout l;
+    l.mem_size = s.mem_size;
+    l.image_end = s.image_end;
+    l.heap_end = s.heap_end;
+    l.stack_top = s.stack_top;
+    for (uint32_t i = 0; i < s.segment_count; i++) {
+        const snapshot::SegmentState &g = s.segments[i];
+        l.segments.push_back(ElfSegment{g.vaddr, g.mem_size, g.file_offset, g.file_size,
+                                        (g.flags & snapshot::kSegmentWritable) != 0,
+                                        (g.flags & snapshot::kSegmentExecutable) != 0});
+    }
+    return l;
+}
+
+Status check_restorable(const kvm_regs &regs, const kvm_sregs &s, uint64_t mem_size, bool xsave) {
+    kvm_sregs want{};
+    init_special_registers(want, xsave);
+    auto segment_is = [](const kvm_segment &seg, const kvm_segment &w) {
+        return seg.selector == w.selector && seg.base == w.base && seg.dpl == w.dpl &&
+               seg.l == w.l && seg.present == w.present && seg.type == w.type && seg.s == w.s;
+    };
+    // A ring-3 guest may load the null selector or its data selector with any RPL
+    // into ds/es/fs/gs; their bases stay 0 (no FSGSBASE, wrmsr faults).
+    auto data_segment_ok = [](const kvm_segment &seg) {
+        uint16_t index = seg.selector & ~3u;
+        return (index == 0 || index == (kUserDataSelector & ~3u)) && seg.base == 0;
+    };
+    if (!segment_is(s.cs, want.cs)) return invalid("vCPU state: code segment is not the ring-3 64-bit one");
+    if (!segment_is(s.ss, want.ss)) return invalid("vCPU state: stack segment is not the ring-3 one");
+    if (!data_segment_ok(s.ds) || !data_segment_ok(s.es) || !data_segment_ok(s.fs) || !data_segment_ok(s.gs))
+        return invalid("vCPU state: a data segment is not the null or ring-3 data selector");
+    if (s.tr.selector != want.tr.selector || s.tr.base != want.tr.base || s.tr.limit != want.tr.limit)
+        return invalid("vCPU state: task register is not the monitor's TSS");
+    if (s.gdt.base != want.gdt.base || s.gdt.limit != want.gdt.limit || s.idt.base != 0 || s.idt.limit != 0)
+        return invalid("vCPU state: descriptor tables are not the monitor's");
+    if (s.cr0 != want.cr0 || s.cr3 != want.cr3 || s.cr4 != want.cr4 || s.efer != want.efer)
+        return invalid("vCPU state: control registers differ from the machine model");
+    constexpr uint64_t kIopl = 3ull << 12, kVm = 1ull << 17, kFixed1 = 1ull << 1;
+    if ((regs.rflags & (kIopl | kVm)) != 0 || (regs.rflags & kFixed1) == 0)
+        return invalid("vCPU state: RFLAGS grants I/O privilege or another mode");
+    if (regs.rip >= mem_size) return invalid("vCPU state: rip is outside guest memory");
+    return {};
+}
+
 }  // namespace wisp::vmm

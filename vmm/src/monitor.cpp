@@ -59,8 +59,15 @@ Result<ListenSocket> ListenSocket::bind(const std::string &path) {
     return s;
 }
 
-Monitor::Monitor(std::unique_ptr<Vmm> vmm, UniqueFd connection, ListenSocket listen)
-    : vmm_(std::move(vmm)), listen_(std::move(listen)) {
+Monitor::Monitor(std::unique_ptr<Vmm> vmm, UniqueFd connection, ListenSocket listen,
+                 wisp_vm_state initial_state)
+    : vmm_(std::move(vmm)), listen_(std::move(listen)), state_(initial_state) {
+    // After a restore the controller learns that the guest runs from its first
+    // hypercall (wispd replays buffered SYNs once it knows).
+    vmm_->set_first_hypercall_hook([this] {
+        if (!restored_) return;
+        send_event(WISP_CTL_EV_RUNNING, wisp_ctl_running{vmm_->first_hypercall_ns()});
+    });
     if (connection) {
         auto st = adopt_connection(std::move(connection));
         if (!st) spdlog::error("control connection: {}", st.error().describe());
@@ -172,7 +179,8 @@ void Monitor::handle_packet(control::Packet &packet) {
                                          " is not a command", EBADMSG));
         return;
     }
-    if (m->type != WISP_CTL_BOOT && !packet.fds.empty()) {
+    bool takes_fds = m->type == WISP_CTL_BOOT || m->type == WISP_CTL_SNAPSHOT || m->type == WISP_CTL_RESTORE;
+    if (!takes_fds && !packet.fds.empty()) {
         reply_error(m->type, invalid("unexpected file descriptors with this command", EBADMSG));
         return;
     }
@@ -202,10 +210,8 @@ void Monitor::handle_packet(control::Packet &packet) {
             return;
         }
         case WISP_CTL_STATUS: send_state(); return;
-        case WISP_CTL_SNAPSHOT:
-        case WISP_CTL_RESTORE:
-            reply_error(m->type, invalid("snapshots are not supported by this monitor", ENOTSUP));
-            return;
+        case WISP_CTL_SNAPSHOT: handle_snapshot(*m, packet); return;
+        case WISP_CTL_RESTORE: handle_restore(*m, packet); return;
         default: reply_error(m->type, invalid("unhandled command", EBADMSG)); return;
     }
 }
@@ -239,6 +245,71 @@ void Monitor::handle_boot(const control::Message &m, control::Packet &packet) {
     send_event(WISP_CTL_EV_STARTED, wisp_ctl_started{command_ns, vmm_->entry_ns(),
                                                       request->config.mem_size,
                                                       vmm_->entry_rip()});
+}
+
+void Monitor::handle_snapshot(const control::Message &m, control::Packet &packet) {
+    const uint64_t command_ns = host_monotonic_ns();
+    if (state_ != WISP_VM_RUNNING && state_ != WISP_VM_PAUSED)
+        return reply_error(m.type, invalid("no guest to snapshot"));
+    auto request = control::decode_snapshot(control::payload_as<wisp_ctl_snapshot>(m), packet.fds.size());
+    if (!request) return reply_error(m.type, request.error());
+    SnapshotOptions options;
+    options.diff = (request->flags & WISP_SNAPSHOT_DIFF) != 0;
+    auto out = vmm_->save_snapshot(packet.fds[0].get(), packet.fds[1].get(), options);
+    // A failed snapshot (full disk, no parent for a diff, ...) leaves the VM as it was.
+    if (!out) return reply_error(m.type, out.error());
+    wisp_ctl_snapshotted ev{};
+    ev.command_ns = command_ns;
+    ev.done_ns = host_monotonic_ns();
+    ev.mem_size = out->memory.mem_size;
+    ev.data_bytes = out->memory.data_bytes;
+    ev.run_pages = out->memory.run_pages;
+    ev.vmstate_bytes = static_cast<uint32_t>(out->vmstate_bytes);
+    ev.kind = out->info.kind;
+    std::memcpy(ev.id, out->info.id, sizeof ev.id);
+    std::memcpy(ev.parent_id, out->info.parent_id, sizeof ev.parent_id);
+    spdlog::info("snapshot written: {} KiB of {} MiB memory in {} us", ev.data_bytes >> 10,
+                 ev.mem_size >> 20, (ev.done_ns - command_ns) / 1000);
+    send_event(WISP_CTL_EV_SNAPSHOT, ev);
+}
+
+void Monitor::handle_restore(const control::Message &m, control::Packet &packet) {
+    const uint64_t command_ns = host_monotonic_ns();
+    if (state_ != WISP_VM_EMPTY)
+        return reply_error(m.type, invalid("a guest already runs in this monitor", EALREADY));
+    if (boot_poisoned_)
+        return reply_error(m.type, invalid("an earlier boot or restore failed half-way; use a new monitor"));
+    auto request = control::decode_restore(control::payload_as<wisp_ctl_restore>(m), packet.fds.size());
+    if (!request) return reply_error(m.type, request.error());
+    RestoreFiles files;
+    size_t next = 1;
+    files.vmstate = std::move(packet.fds[next++]);
+    files.memory = std::move(packet.fds[next++]);
+    if (request->flags & WISP_RESTORE_DIFF) {
+        files.base_vmstate = std::move(packet.fds[next++]);
+        files.base_memory = std::move(packet.fds[next++]);
+    }
+    uint64_t limit = request->console_limit ? request->console_limit : ConsoleLog::kDefaultLimit;
+    ConsoleLog console((request->flags & WISP_RESTORE_LOG_FD) ? std::move(packet.fds[next])
+                                                               : UniqueFd(dup(STDERR_FILENO)),
+                       limit);
+    auto st = vmm_->restore_snapshot(std::move(files), Tap(std::move(packet.fds[0])), std::move(console),
+                                     request->identity);
+    if (!st) {
+        if (vmm_->memory().valid()) boot_poisoned_ = true;
+        return reply_error(m.type, st.error());
+    }
+    restored_ = true;
+    state_ = WISP_VM_RUNNING;
+    wisp_ctl_restored ev{};
+    ev.command_ns = command_ns;
+    ev.mem_size = vmm_->memory().size();
+    ev.rip = vmm_->entry_rip();
+    ev.restore_count = vmm_->restore_count();
+    ev.kind = vmm_->restored_from().kind;
+    std::memcpy(ev.id, vmm_->restored_from().id, sizeof ev.id);
+    ev.entry_ns = host_monotonic_ns();
+    send_event(WISP_CTL_EV_RESTORED, ev);
 }
 
 int Monitor::serve() {

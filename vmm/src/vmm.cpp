@@ -1,5 +1,7 @@
 #include "wisp/vmm/vmm.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -68,6 +70,19 @@ Result<std::unique_ptr<Vmm>> Vmm::create() {
     // CR4.OSXSAVE and XCR0 to be accepted.
     WISP_RETURN_IF_ERROR(vcpu->set_cpuid(kvm->supported_cpuid()));
     std::unique_ptr<Vmm> vmm(new Vmm(std::move(*kvm), std::move(*vm), std::move(*vcpu)));
+    // The machine model's special registers and XCR0 now, and what the vCPU then
+    // holds: a restore leaves out what is already equal (wake path), and the TSC
+    // rate is fixed for the VM's life.
+    WISP_RETURN_IF_ERROR(vmm->set_machine_registers());
+    auto baseline = vmm->vcpu_.save();
+    if (!baseline) return std::move(baseline).error();
+    vmm->vcpu_baseline_ = *baseline;
+    auto khz = vmm->vcpu_.tsc_khz();
+    if (!khz) return std::move(khz).error();
+    vmm->tsc_khz_ = *khz;
+    // Snapshots find the pages to write here; unreachable once sandboxed, so it is
+    // opened now (a monitor without /proc still boots, it just cannot snapshot).
+    vmm->pagemap_.reset(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
     set_kick_target(vmm->vcpu_.run_state());
     return vmm;
 }
@@ -81,45 +96,89 @@ Status Vmm::boot(const BootConfig &config, std::span<const uint8_t> image, Tap t
     WISP_RETURN_IF_ERROR(GuestMemory::check_size(config.mem_size));
     auto parsed = parse_elf(image, image_load_limit(config.mem_size));
     if (!parsed) return std::move(parsed).error();
-    auto memory = GuestMemory::anonymous(config.mem_size);
+    auto memory = map_memory(config.mem_size, -1);
     if (!memory) return std::move(memory).error();
     WISP_RETURN_IF_ERROR(load_elf(*parsed, image, *memory));
     GuestLayout layout = make_layout(config.mem_size, *parsed);
     WISP_RETURN_IF_ERROR(build_system_tables(layout, *memory));
-    WISP_RETURN_IF_ERROR(vm_.set_memory(*memory));
+    WISP_RETURN_IF_ERROR(attach_memory(*memory));
     // From here on KVM refers to this memory: keep it whatever happens next (a
     // later failure leaves this VM unusable, and memory_.valid() says so).
     memory_ = std::move(*memory);
     layout_ = std::move(layout);
 
-    kvm_sregs sregs;
-    WISP_RETURN_IF_ERROR(vcpu_.get_sregs(sregs));
-    init_special_registers(sregs, kvm_.has_xsave());
-    WISP_RETURN_IF_ERROR(vcpu_.set_sregs(sregs));
-    if (kvm_.has_xsave())
-        WISP_RETURN_IF_ERROR(vcpu_.set_xcr0(kXcr0X87 | kXcr0Sse | (kvm_.has_avx() ? kXcr0Avx : 0)));
+    WISP_RETURN_IF_ERROR(set_machine_registers());
     WISP_RETURN_IF_ERROR(vcpu_.set_regs(initial_registers(parsed->entry, layout_.stack_top)));
 
-    auto khz = vcpu_.tsc_khz();
-    if (!khz) return std::move(khz).error();
     auto tsc = vcpu_.get_msr(kMsrTsc);
     if (!tsc) return std::move(tsc).error();
     uint64_t mono = clock_.monotonic_ns();
     int64_t wall_offset = static_cast<int64_t>(clock_.wall_ns() - mono);
-    wisp_clock_info clock = make_clock_info(*khz, *tsc, mono, wall_offset, 0);
+    wisp_clock_info clock = make_clock_info(tsc_khz_, *tsc, mono, wall_offset, 0);
     if (!memory_.write(WISP_BOOT_INFO_GPA,
                        make_boot_info(layout_, config.identity, config.cmdline, clock)))
         return invalid("boot info outside guest memory");
 
     tap_ = std::move(tap);
     console_ = std::move(console);
+    identity_ = config.identity;
     entry_rip_ = parsed->entry;
     entry_ns_ = host_monotonic_ns();
     return {};
 }
 
+Status Vmm::set_machine_registers() {
+    kvm_sregs sregs;
+    WISP_RETURN_IF_ERROR(vcpu_.get_sregs(sregs));
+    init_special_registers(sregs, kvm_.has_xsave());
+    WISP_RETURN_IF_ERROR(vcpu_.set_sregs(sregs));
+    if (kvm_.has_xsave())
+        WISP_RETURN_IF_ERROR(vcpu_.set_xcr0(kXcr0X87 | kXcr0Sse | (kvm_.has_avx() ? kXcr0Avx : 0)));
+    return {};
+}
+
+Status Vmm::prepare_memory(uint64_t size) {
+    WISP_RETURN_IF_ERROR(GuestMemory::check_size(size));
+    if (memory_.valid()) return invalid("guest memory is already in use", EALREADY);
+    // A range far below where mmap and the heap place anything (they grow down
+    // from the top of the address space and up from the binary), so it stays
+    // free until the guest's memory is mapped into it.
+    constexpr uint64_t kFirst = 0x100000000000ull, kStep = 0x10000000000ull;  // 16 TiB, then 1 TiB steps
+    for (uint64_t candidate = kFirst; candidate < kFirst + 16 * kStep; candidate += kStep) {
+        void *probe = mmap(reinterpret_cast<void *>(candidate), size, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (probe == MAP_FAILED) continue;
+        munmap(probe, size);  // before KVM knows it: freeing costs nothing
+        if (probe != reinterpret_cast<void *>(candidate)) continue;
+        auto *base = static_cast<uint8_t *>(probe);
+        WISP_RETURN_IF_ERROR(vm_.set_memory_region(base, size));
+        prepared_base_ = base;
+        prepared_size_ = size;
+        return {};
+    }
+    return invalid("no free address range for guest memory", ENOMEM);
+}
+
+Result<GuestMemory> Vmm::map_memory(uint64_t size, int fd) {
+    if (prepared_size_ == size) {
+        auto m = fd >= 0 ? GuestMemory::map_file(fd, size, prepared_base_)
+                         : GuestMemory::anonymous(size, prepared_base_);
+        if (m || m.error().code != EEXIST) return m;
+        spdlog::warn("the prepared guest memory range is taken; setting memory up the slow way");
+    }
+    return fd >= 0 ? GuestMemory::map_file(fd, size) : GuestMemory::anonymous(size);
+}
+
+Status Vmm::attach_memory(const GuestMemory &memory) {
+    if (prepared_size_ && memory.host_base() == prepared_base_ && memory.size() == prepared_size_) return {};
+    prepared_size_ = 0;
+    prepared_base_ = nullptr;
+    return vm_.set_memory(memory);
+}
+
 RunStop Vmm::run() {
     kvm_run *run = vcpu_.run_state();
+    at_ready_ = false;  // the guest leaves its ready hypercall now
     for (;;) {
         if (exited_) return RunStop::kExited;
         int r = vcpu_.run();

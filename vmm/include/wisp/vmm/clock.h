@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp_hypercall.h"
 
 namespace wisp::vmm {
@@ -21,6 +23,20 @@ struct GuestClock {
     uint64_t wall_ns() const { return host_realtime_ns(); }
     // Host CLOCK_MONOTONIC at guest monotonic time `guest_ns`.
     uint64_t host_ns_for(uint64_t guest_ns) const { return guest_ns - mono_offset_ns; }
+
+    // Snapshot state now: the guest TSC reads `guest_tsc`, the guest computes its
+    // time from calibration `live`. The saved monotonic time is never less than
+    // what the guest can have seen, by either way of reading it.
+    snapshot::ClockState save(const wisp_clock_info &live, uint64_t guest_tsc, uint32_t tsc_khz) const;
+
+    // After a restore, with the new VM's guest TSC reading `guest_tsc` now at
+    // `tsc_khz`: guest monotonic time continues from the snapshot's (time spent
+    // stored does not count: never backwards, no jump of days for the guest's
+    // timers), wall time is the host's. Fills the calibration to write into the
+    // boot-info page. The raw TSC is not continuous across a restore (a software
+    // KVM cannot offset ring-3 rdtsc); the calibration hides that from the guest.
+    static Result<GuestClock> restore(const snapshot::ClockState &state, uint64_t guest_tsc,
+                                      uint32_t tsc_khz, wisp_clock_info &calibration);
 };
 
 // Calibration for a guest TSC running at `tsc_khz` that read `guest_tsc` at guest

@@ -21,7 +21,6 @@
 namespace wisp::vmm::control {
 
 // Payload size a message type must carry, or nullopt for an unknown type.
-// Reserved types (snapshot, restore) accept any payload up to the packet limit.
 std::optional<size_t> payload_size(uint32_t type);
 bool is_command(uint32_t type);
 const char *type_name(uint32_t type);
@@ -61,6 +60,24 @@ struct BootRequest {
 Result<BootRequest> decode_boot(const wisp_ctl_boot &boot, size_t fd_count);
 wisp_ctl_boot make_boot(const BootConfig &config, uint32_t flags, uint64_t console_limit = 0);
 
+// A validated snapshot command.
+struct SnapshotRequest {
+    uint32_t flags = 0;
+};
+// Checks flags, padding and that exactly the two files came with it.
+Result<SnapshotRequest> decode_snapshot(const wisp_ctl_snapshot &snapshot, size_t fd_count);
+
+// A validated restore command.
+struct RestoreRequest {
+    uint32_t flags = 0;
+    uint64_t console_limit = 0;
+    std::optional<GuestIdentity> identity;  // with WISP_RESTORE_IDENTITY
+};
+// Checks flags, the identity (if given) and the number of fds the flags call for.
+Result<RestoreRequest> decode_restore(const wisp_ctl_restore &restore, size_t fd_count);
+// `identity` (may be null) sets WISP_RESTORE_IDENTITY.
+wisp_ctl_restore make_restore(uint32_t flags, const GuestIdentity *identity, uint64_t console_limit = 0);
+
 // ---- socket I/O -------------------------------------------------------------
 
 struct Packet {
@@ -96,6 +113,14 @@ public:
     int fd() const { return fd_.get(); }
     Status send(uint32_t type, std::span<const uint8_t> payload = {}, std::span<const int> fds = {});
     Status boot(const wisp_ctl_boot &boot, int tap_fd, int image_fd, int log_fd = -1);
+    Status snapshot(uint32_t flags, int vmstate_fd, int memory_fd);
+    // The fds a restore command carries; those its flags do not call for are ignored.
+    struct RestoreFds {
+        int tap = -1, vmstate = -1, memory = -1;
+        int base_vmstate = -1, base_memory = -1;  // WISP_RESTORE_DIFF
+        int log = -1;                             // WISP_RESTORE_LOG_FD
+    };
+    Status restore(const wisp_ctl_restore &restore, const RestoreFds &fds);
     // Next event within `timeout_ms`; ETIMEDOUT if none, ECONNRESET if the
     // monitor closed the connection.
     Result<Event> receive(int timeout_ms);

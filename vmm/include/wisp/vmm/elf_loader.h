@@ -29,6 +29,9 @@ struct ElfImage {
     uint64_t end = 0;                  // first byte after the last segment, page aligned
 };
 
+// Most program headers (hence segments) an image may have.
+constexpr uint16_t kMaxImageSegments = 64;
+
 // Largest image file the monitor reads.
 constexpr uint64_t kMaxImageFileSize = 256ull << 20;
 

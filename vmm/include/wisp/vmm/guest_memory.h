@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp_hypercall.h"
 
 namespace wisp::vmm {
@@ -36,11 +37,19 @@ public:
 
     // Fresh zeroed memory: anonymous, private, lazily backed (MAP_NORESERVE).
     // `size` must be a multiple of 2 MiB within WISP_MEM_MIN..WISP_MEM_MAX.
-    static Result<GuestMemory> anonymous(uint64_t size);
+    // With `at`, exactly there (a range KVM already knows, see
+    // Vmm::prepare_memory); EEXIST if something else is mapped there.
+    static Result<GuestMemory> anonymous(uint64_t size, uint8_t *at = nullptr);
 
     // A private copy-on-write mapping of `fd` (e.g. a snapshot's memory file):
-    // pages load lazily and writes never reach the file.
-    static Result<GuestMemory> map_file(int fd, uint64_t size);
+    // pages load lazily and writes never reach the file. `at` as above.
+    static Result<GuestMemory> map_file(int fd, uint64_t size, uint8_t *at = nullptr);
+
+    // Maps the given page runs of `fd` (a diff snapshot's memory file, laid out at
+    // guest-physical offsets) privately over this mapping, each at its own offset:
+    // the pages of a diff replace those of the full snapshot underneath, still
+    // lazily and copy-on-write. Only before KVM uses the memory.
+    Status overlay_file(int fd, std::span<const snapshot::PageRun> runs);
 
     // The size rule for both constructors.
     static Status check_size(uint64_t size);

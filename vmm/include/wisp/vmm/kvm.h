@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp/unique_fd.h"
 #include "wisp/vmm/guest_memory.h"
 
@@ -38,11 +39,15 @@ public:
     // Whether the CPUID above offers XSAVE and AVX.
     bool has_xsave() const;
     bool has_avx() const;
+    // A hash of the supported CPUID: a snapshot records it, and a restore refuses a
+    // host whose CPU offers the guest other features.
+    uint64_t cpuid_hash() const { return cpuid_hash_; }
 
 private:
     UniqueFd fd_;
     int vcpu_mmap_size_ = 0;
     std::vector<kvm_cpuid_entry2> cpuid_;
+    uint64_t cpuid_hash_ = 0;
 };
 
 class Vm {
@@ -51,24 +56,19 @@ public:
     int fd() const { return fd_.get(); }
     // Makes `memory` guest-physical [0, size) in slot 0 (replacing any earlier one).
     Status set_memory(const GuestMemory &memory);
+    // Slot 0 over host addresses [base, base + size), mapped or not yet: KVM
+    // resolves addresses when the guest touches them. Replaces any earlier slot.
+    Status set_memory_region(uint8_t *base, uint64_t size);
 
 private:
     UniqueFd fd_;
+    uint64_t slot_size_ = 0;  // 0: no slot yet
 };
 
 // The vCPU's complete architectural state as KVM exposes it: what a snapshot
-// saves and a restore sets (docs/vmm.md, "State for snapshots").
-struct VcpuState {
-    kvm_regs regs{};
-    kvm_sregs sregs{};
-    // KVM_GET_XSAVE's legacy 4 KiB area (kvm_xsave without its flexible tail).
-    struct { uint32_t region[1024]; } xsave{};
-    kvm_xcrs xcrs{};
-    kvm_vcpu_events events{};
-    uint64_t tsc = 0;             // MSR_IA32_TSC
-    uint64_t pat = 0;             // MSR_IA32_CR_PAT
-    uint64_t kernel_gs_base = 0;  // MSR_KERNEL_GS_BASE (swapgs is ring 0, kept for completeness)
-};
+// saves and a restore sets. A plain struct of the snapshot format
+// (snapshot/include/wisp/snapshot/state.h), so the vmstate file holds it as is.
+using VcpuState = snapshot::VcpuState;
 
 class Vcpu {
 public:
@@ -101,8 +101,13 @@ public:
     // Guest TSC frequency in kHz (KVM_GET_TSC_KHZ).
     Result<uint32_t> tsc_khz() const;
 
+    // The whole state (save) and setting it on this vCPU (restore, e.g. on a fresh
+    // VM). restore() sets everything but the TSC (see kvm.cpp; the guest's clocks
+    // are recalibrated instead); it is on the wake path, so it batches the MSRs
+    // and, given `current` (what this vCPU is known to hold), skips the parts
+    // that are already equal.
     Result<VcpuState> save() const;
-    Status restore(const VcpuState &state);
+    Status restore(const VcpuState &state, const VcpuState *current = nullptr);
 
 private:
     Vcpu(UniqueFd fd, kvm_run *run, size_t run_size) : fd_(std::move(fd)), run_(run), run_size_(run_size) {}

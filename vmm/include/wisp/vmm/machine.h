@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "wisp/result.h"
+#include "wisp/snapshot/state.h"
 #include "wisp/vmm/elf_loader.h"
 #include "wisp/vmm/guest_memory.h"
 
@@ -55,6 +56,11 @@ struct GuestLayout {
 
     uint64_t guard_page() const { return heap_end; }
     PageAccess access_at(uint64_t gpa) const;
+
+    // Snapshot state. restore() converts a state the vmstate decoder has already
+    // validated (snapshot::validate) and checks it once more.
+    snapshot::LayoutState save() const;
+    static Result<GuestLayout> restore(const snapshot::LayoutState &state);
 };
 
 // The highest address an image may use in memory of `mem_size` bytes (below the
@@ -72,5 +78,11 @@ void init_special_registers(kvm_sregs &sregs, bool xsave);
 
 // General registers at the entry point.
 kvm_regs initial_registers(uint64_t entry, uint64_t stack_top);
+
+// Whether a saved vCPU state stays inside this machine model: 64-bit ring 3 on the
+// monitor's GDT, TSS and page tables, IOPL 0, rip inside guest memory. A restore
+// refuses anything else, so a damaged or forged vmstate can neither hand the guest
+// ring 0 nor another address space. Nothing a ring-3 guest can do changes these.
+Status check_restorable(const kvm_regs &regs, const kvm_sregs &sregs, uint64_t mem_size, bool xsave);
 
 }  // namespace wisp::vmm

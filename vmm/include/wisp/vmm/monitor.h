@@ -43,7 +43,10 @@ private:
 class Monitor {
 public:
     // `connection`: a connected controller (may be invalid if `listen` is valid).
-    Monitor(std::unique_ptr<Vmm> vmm, UniqueFd connection, ListenSocket listen);
+    // `initial_state`: EMPTY for `serve`; RUNNING when the VM was booted or
+    // restored already (`wisp-vmm run/restore --listen`).
+    Monitor(std::unique_ptr<Vmm> vmm, UniqueFd connection, ListenSocket listen,
+            wisp_vm_state initial_state = WISP_VM_EMPTY);
 
     // Sends hello, then serves until the VM ended (or the monitor was told to stop while empty).
     // Returns the process exit code: 0 for an orderly end (the VM's own exit
@@ -51,11 +54,15 @@ public:
     // no usable control channel at all.
     int serve();
 
+    const Vmm &vmm() const { return *vmm_; }
+
 private:
     Status adopt_connection(UniqueFd fd);
     void drain(bool block);
     void handle_packet(control::Packet &packet);
     void handle_boot(const control::Message &m, control::Packet &packet);
+    void handle_snapshot(const control::Message &m, control::Packet &packet);
+    void handle_restore(const control::Message &m, control::Packet &packet);
     void reply_error(uint32_t command, const Error &error);
     void send_event(uint32_t type, std::span<const uint8_t> payload);
     template <class T>
@@ -76,6 +83,7 @@ private:
     bool boot_poisoned_ = false;
     bool stop_requested_ = false;
     bool serving_ = false;
+    bool restored_ = false;
 };
 
 }  // namespace wisp::vmm
