@@ -144,6 +144,44 @@ std::function<double(uint64_t)> square(double low, double high, uint64_t period,
     };
 }
 
+// A recorded trace: CSV "t_ms,new_flows,in_packets" (cumulative counters of the
+// replicas, summed), as tests/unit/traces/record_load_trace writes them.
+struct Recorded {
+    Trace flows;
+    Trace packets;
+};
+
+Recorded load_recorded(const std::string &name) {
+    std::string path = std::string(WISP_AUTOSCALE_TRACES) + "/" + name;
+    std::ifstream in(path);
+    Recorded r;
+    if (!in) {
+        ADD_FAILURE() << "cannot read " << path;
+        return r;
+    }
+    std::string line;
+    uint64_t t0 = 0;
+    double f0 = 0, p0 = 0;
+    bool first = true;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#' || !std::isdigit(static_cast<unsigned char>(line[0])))
+            continue;
+        std::istringstream row(line);
+        double ms = 0, flows = 0, packets = 0;
+        char comma = 0;
+        row >> ms >> comma >> flows >> comma >> packets;
+        uint64_t at = uint64_t(std::llround(ms * 1e6));
+        if (first) {
+            t0 = at, f0 = flows, p0 = packets;
+            first = false;
+        }
+        r.flows.points.push_back({at - t0, flows - f0});
+        r.packets.points.push_back({at - t0, packets - p0});
+    }
+    EXPECT_GT(r.flows.points.size(), 100u) << path;
+    return r;
+}
+
 // ---- the simulated controller ------------------------------------------------------
 
 struct Decision {
@@ -719,7 +757,7 @@ TEST(AutoscalerPolicy, AGapLongerThanTheStableWindowRestartsTheHistory) {
     EXPECT_EQ(d.reason, ScaleReason::kHold);
 }
 
-TEST(AutoscalerPolicy, ConcurrencyFollowsOpenFlowsAndCountsTheDrainingReplicasFlows) {
+TEST(AutoscalerPolicy, ConcurrencySignalFollowsOpenFlowsUpInPanicAndDownAfterTheCooldown) {
     AutoscaleParams params = flows_per_second(10, 1, 16);
     params.signal = LoadSignal::kConcurrency;
     Simulation sim(params);
@@ -736,6 +774,22 @@ TEST(AutoscalerPolicy, ConcurrencyFollowsOpenFlowsAndCountsTheDrainingReplicasFl
     // 15 open flows at 80 % of 10 per replica: 2 replicas.
     EXPECT_EQ(sim.capacity(), 2u) << sim.history();
     EXPECT_EQ(sim.count(ScaleReason::kScaleIn), 1u) << sim.history();
+}
+
+TEST(AutoscalerPolicy, OpenFlowsOnDrainingReplicasAreLoadButNotCapacity) {
+    Autoscaler scaler;
+    AutoscaleParams params = flows_per_second(10, 1, 16);
+    params.signal = LoadSignal::kConcurrency;
+    std::vector<ReplicaLoad> replicas = {
+        {.id = 1, .state = ReplicaState::kReady, .active_flows = 5},
+        {.id = 2, .state = ReplicaState::kDraining, .active_flows = 30},
+        {.id = 3, .state = ReplicaState::kStopping, .active_flows = 0},
+    };
+    ScaleDecision d;
+    for (uint64_t t = 0; t <= 200 * kMs; t += kTick) d = scaler.tick(1, params, replicas, t);
+    EXPECT_EQ(d.current, 1u);
+    EXPECT_DOUBLE_EQ(d.stable_load, 35.0);
+    EXPECT_EQ(d.desired, 4u) << "35 open flows at 10 per replica";
 }
 
 TEST(AutoscalerPolicy, ForgottenServicesLeaveNothingBehind) {
@@ -765,6 +819,95 @@ TEST(AutoscalerPolicy, SteadyStateTicksDoNotAllocate) {
     uint64_t before = g_allocations.load();
     run_for(5 * kSec, 1);
     EXPECT_EQ(g_allocations.load() - before, 0u);
+}
+
+// ---- recorded traces -------------------------------------------------------------------
+
+// When the recorded load starts and stops: the first and the last millisecond with a
+// new flow (the recorder's own probe flow is before the first row).
+std::pair<uint64_t, uint64_t> active_span(const Trace &flows) {
+    uint64_t first = 0, last = 0;
+    for (uint64_t t = 0; t + kMs <= flows.end(); t += kMs)
+        if (flows.at(t + kMs) - flows.at(t) >= 1) {
+            if (!first) first = t;
+            last = t + kMs;
+        }
+    return {first, last};
+}
+
+// Up decisions first, then down ones: the direction changes at most once.
+size_t direction_changes(const std::vector<Decision> &decisions) {
+    size_t changes = 0;
+    for (size_t i = 1; i < decisions.size(); ++i)
+        changes += (decisions[i].to > decisions[i].from) != (decisions[i - 1].to > decisions[i - 1].from);
+    return changes;
+}
+
+TEST(AutoscalerRecorded, WrkStepScalesOutWithin10MsHoldsAndReturnsToMinOnceTheLoadIsGone) {
+    // hello behind the real data plane: 1 s idle, wrk with 4 closing connections
+    // for 1.5 s, 2 s idle (traces/README.md).
+    Recorded rec = load_recorded("wrk_step.csv");
+    auto [start, stop] = active_span(rec.flows);
+    ASSERT_GT(start, 500 * kMs);
+    ASSERT_GT(stop, start + 1 * kSec);
+    // Target: a sixth of the recorded plateau, so the step needs 6 replicas.
+    double plateau = rec.flows.at(start + 1200 * kMs) - rec.flows.at(start + 200 * kMs);
+    ASSERT_GT(plateau, 1000.0) << "the recording should hold a real wrk load";
+    Simulation sim(flows_per_second(uint32_t(plateau / 6), 1, 16));
+    sim.start_ready(1);
+    sim.run(rec.flows, 0, rec.flows.end() + 4 * kSec);
+    // wrk takes a few ms to open its connections: the step is where the load over
+    // 5 ms first reaches half the plateau.
+    uint64_t step_at = start;
+    while (step_at < stop &&
+           rec.flows.at(step_at) - rec.flows.at(step_at - 5 * kMs) < plateau * 0.005 / 2)
+        step_at += kMs / 10;
+
+    const Decision *up = sim.first_up_after(0);
+    ASSERT_NE(up, nullptr) << sim.history();
+    EXPECT_EQ(up->reason, ScaleReason::kPanic) << sim.history();
+    EXPECT_GE(up->at, start);
+    EXPECT_LE(up->at - step_at, 10 * kMs)
+        << "first flow at " << start / kMs << " ms, step at " << step_at / 1e6 << " ms\n"
+        << sim.history();
+    EXPECT_GE(sim.desired_at(start + 100 * kMs, 1), 6u) << sim.history();
+    EXPECT_LE(sim.ups(), 4u) << sim.history();
+    for (size_t i = 0; i < sim.ups(); ++i)
+        EXPECT_LE(sim.decisions()[i].at, stop) << sim.history();
+    // Once the load is gone: one decision, back to min, when the stable window no
+    // longer holds a segment of it.
+    ASSERT_EQ(sim.decisions().size(), sim.ups() + 1) << sim.history();
+    const Decision &down = sim.decisions().back();
+    EXPECT_EQ(down.reason, ScaleReason::kScaleIn);
+    EXPECT_EQ(down.to, 1u);
+    const auto &policy = sim.scaler().policy();
+    EXPECT_GE(down.at, stop + policy.stable_window_ns - policy.stable_window_ns / policy.stable_segments)
+        << sim.history();
+}
+
+TEST(AutoscalerRecorded, WrkBurstsEvery300MsAreSizedOnceAndGivenBackOnlyAsTheyFade) {
+    // hello behind the real data plane: wrk started every 300 ms and stopped 150 ms
+    // later, 10 times; the guest serves the later bursts more slowly (traces/README.md).
+    Recorded rec = load_recorded("wrk_bursts.csv");
+    auto [start, stop] = active_span(rec.flows);
+    ASSERT_GT(stop, start + 2 * kSec);
+    double mean = rec.flows.at(stop) * 1e9 / double(stop - start);
+    ASSERT_GT(mean, 500.0) << "the recording should hold real wrk bursts";
+    // Target: half the mean over the bursts and their gaps; the bursts need more.
+    Simulation sim(flows_per_second(uint32_t(mean / 2), 1, 16));
+    sim.start_ready(1);
+    sim.run(rec.flows, 0, rec.flows.end() + 4 * kSec);
+
+    EXPECT_GE(sim.ups(), 1u) << sim.history();
+    EXPECT_LE(sim.ups(), 2u) << "20 load changes, sized in the first bursts:\n" << sim.history();
+    EXPECT_LE(sim.decisions()[sim.ups() - 1].at, start + 600 * kMs) << sim.history();
+    EXPECT_LE(direction_changes(sim.decisions()), 1u) << "no flapping:\n" << sim.history();
+    EXPECT_LE(sim.decisions().size(), sim.ups() + 2) << sim.history();
+    const Decision *down = sim.first_down_after(0);
+    ASSERT_NE(down, nullptr) << sim.history();
+    EXPECT_GE(down->at, start + 2 * kSec) << "no scale-in while the bursts are strong:\n"
+                                          << sim.history();
+    EXPECT_EQ(sim.capacity(), 1u) << sim.history();
 }
 
 }  // namespace

@@ -145,6 +145,7 @@ void Autoscaler::record(History &h, uint64_t now_ns) const {
     h.segment_head = (h.segment_head + 1) % (kMaxSegments + 1);
     h.segments[h.segment_head] = now;
     h.segment_count = std::min(h.segment_count + 1, kMaxSegments + 1);
+    h.closed.valid_until_ns = 0;
     for (ReplicaSlot &slot : h.slots) {
         slot.packets_last_segment = slot.in_packets - slot.packets_at_segment;
         slot.packets_at_segment = slot.in_packets;
@@ -164,39 +165,62 @@ double Autoscaler::surely(const History &h, Window w, double sigmas) const {
     return mean(h, {std::max(0.0, sure), w.ns});
 }
 
-Autoscaler::Windows Autoscaler::windows(const History &h, uint64_t now_ns) const {
+// Stable: from the oldest segment that began inside the window (the window is then
+// between W - W/segments and W long; shorter while the history is young). Busiest:
+// over every segment that overlaps the window, so a scale-in waits until the last
+// busy segment has left it entirely.
+void Autoscaler::refresh_closed(History &h, uint64_t now_ns) const {
+    const uint64_t window = policy_.stable_window_ns;
+    const uint32_t ring = kMaxSegments + 1;
+    ClosedSegments c;
+    c.stable_from = h.segments[h.segment_head];
+    c.valid_until_ns = UINT64_MAX;
+    const Sample *newer = &h.segments[h.segment_head];
+    for (uint32_t k = 1; k < h.segment_count && newer->at_ns + window > now_ns; ++k) {
+        const Sample &start = h.segments[(h.segment_head + ring - k) % ring];
+        const Window segment{double(newer->cumulative - start.cumulative),
+                             newer->at_ns - start.at_ns};
+        c.any = true;
+        c.busiest = std::max(c.busiest, mean(h, segment));
+        c.surely = std::max(c.surely, surely(h, segment, policy_.confidence_sigmas));
+        c.valid_until_ns = std::min(c.valid_until_ns, newer->at_ns + window);  // it leaves
+        if (start.at_ns + window / 2 >= now_ns) {
+            c.recent = std::max(c.recent, mean(h, segment));
+            c.valid_until_ns = std::min(c.valid_until_ns, start.at_ns + window / 2 + 1);
+        }
+        if (start.at_ns + window >= now_ns) {
+            c.stable_from = start;
+            c.valid_until_ns = std::min(c.valid_until_ns, start.at_ns + window + 1);
+        }
+        newer = &start;
+    }
+    h.closed = c;
+}
+
+Autoscaler::Windows Autoscaler::windows(History &h, uint64_t now_ns) const {
     auto since = [&](const Sample &from) {
         return Window{double(h.cumulative - from.cumulative), now_ns - from.at_ns};
     };
+    if (now_ns >= h.closed.valid_until_ns) refresh_closed(h, now_ns);
     Windows w;
-    const uint64_t window = policy_.stable_window_ns;
-
-    // Stable: from the oldest segment that began inside the window (the window is
-    // then between W - W/segments and W long; shorter while the history is young).
-    // Busiest: over every segment that overlaps the window, so a scale-in waits
-    // until the last busy segment has left it entirely, and over the open segment
-    // once it is half long (shorter ones are mostly noise).
-    auto consider = [&](Window segment) {
-        w.busiest = std::max(w.busiest, mean(h, segment));
-        w.busiest_surely = std::max(w.busiest_surely, surely(h, segment, policy_.confidence_sigmas));
-    };
-    const uint32_t ring = kMaxSegments + 1;
-    const Sample *newer = &h.segments[h.segment_head];
-    const Sample *oldest = newer;
-    bool any = false;
-    if (now_ns - newer->at_ns >= segment_ns_ / 2) {
-        consider(since(*newer));
-        any = true;
+    w.busiest = h.closed.busiest;
+    w.busiest_surely = h.closed.surely;
+    w.busiest_recent = h.closed.recent;
+    w.stable = since(h.closed.stable_from);
+    // The open segment counts once it is half long: shorter ones are mostly noise.
+    // With nothing closed yet (a young history), the whole history counts.
+    const Sample &open = h.segments[h.segment_head];
+    Window partial = since(open);
+    if (now_ns - open.at_ns < segment_ns_ / 2) {
+        if (h.closed.any) partial.ns = 0;
+        else partial = w.stable;
     }
-    for (uint32_t k = 1; k < h.segment_count && newer->at_ns + window > now_ns; ++k) {
-        const Sample &start = h.segments[(h.segment_head + ring - k) % ring];
-        consider({double(newer->cumulative - start.cumulative), newer->at_ns - start.at_ns});
-        any = true;
-        if (start.at_ns + window >= now_ns) oldest = &start;
-        newer = &start;
+    if (partial.ns > 0) {
+        double m = mean(h, partial);
+        w.busiest = std::max(w.busiest, m);
+        w.busiest_recent = std::max(w.busiest_recent, m);
+        w.busiest_surely = std::max(w.busiest_surely, surely(h, partial, policy_.confidence_sigmas));
     }
-    w.stable = since(*oldest);
-    if (!any) consider(w.stable);
 
     // Panic: the sample nearest to one window ago, if at least half a window old.
     const Sample *from = nullptr;
@@ -316,11 +340,15 @@ ScaleDecision Autoscaler::tick(ServiceId service, const AutoscaleParams &params,
             reason = ScaleReason::kScaleOut;
         } else if (!d.panicking) {
             // Size for the busiest segment at a lower utilisation than the target:
-            // load must fall clearly below what fewer replicas carry.
-            const uint32_t in = std::max(
-                lo, needed(w.busiest / policy_.scale_in_utilization));
+            // load must fall clearly below what fewer replicas carry. And only once
+            // it has settled: while the newer half of the window asks for fewer than
+            // the whole, the load is still falling, and one step down later beats a
+            // staircase now.
+            const double utilisation = policy_.scale_in_utilization;
+            const uint32_t in = std::max(lo, needed(w.busiest / utilisation));
             if (in < capacity) {
-                const bool evidence = now_ns - h.first_ns >= policy_.stable_window_ns;
+                const bool settled_low = std::max(lo, needed(w.busiest_recent / utilisation)) == in;
+                const bool evidence = now_ns - h.first_ns >= policy_.stable_window_ns && settled_low;
                 const bool cooled = now_ns - h.last_scale_out_ns >= policy_.scale_in_cooldown_ns;
                 const bool paced = !params.stateful || h.last_scale_in_ns == 0 ||
                                    now_ns - h.last_scale_in_ns >= policy_.stateful_drain_interval_ns;

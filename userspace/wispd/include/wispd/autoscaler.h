@@ -40,8 +40,9 @@ enum class ScaleReason : uint8_t {
     kHold,      // desired == current
     kScaleOut,  // the stable window's load needs more replicas
     kPanic,     // the panic window's load is >= panic_threshold x current: jump now
-    kScaleIn,   // the stable window shows less load, cooldown over: drain some
-    kCooldown,  // less load, but the cooldown or the stable window is not over: hold
+    kScaleIn,   // the stable window shows less load, settled, cooldown over: drain some
+    kCooldown,  // less load, but the cooldown, the stable window or the settling is
+                // not over: hold
     kBounds,    // current is outside [min, max] (a changed or pinned count): clamp
 };
 
@@ -153,6 +154,16 @@ private:
         uint64_t at_ns = 0;
         uint64_t cumulative = 0;
     };
+    // What the closed segments inside the stable window give. It changes only when a
+    // segment closes or one leaves (part of) the window, so it is kept between ticks.
+    struct ClosedSegments {
+        double busiest = 0;  // largest average
+        double surely = 0;   // largest lower bound (confidence_sigmas off)
+        double recent = 0;   // largest average of those in the newer half
+        bool any = false;
+        Sample stable_from;  // the oldest segment start inside the window
+        uint64_t valid_until_ns = 0;  // recompute at or after this time (0: now)
+    };
     struct ReplicaSlot {
         ReplicaId id = 0;
         uint64_t new_flows = 0;
@@ -175,6 +186,7 @@ private:
         std::array<Sample, kMaxSegments + 1> segments{};
         uint32_t segment_head = 0;
         uint32_t segment_count = 0;
+        ClosedSegments closed;
         uint64_t panic_until_ns = 0;
         Sample panic_anchor;  // the tick that last triggered panic
         uint64_t last_scale_out_ns = 0;
@@ -191,16 +203,19 @@ private:
         Window stable;
         Window panic;
         // Over the segments of the stable window: the busiest one's average, and the
-        // largest lower bound (confidence_sigmas off).
+        // largest lower bound (confidence_sigmas off); the busiest average of the
+        // segments in its newer half.
         double busiest = 0;
         double busiest_surely = 0;
+        double busiest_recent = 0;
     };
 
     void restart(History &h, LoadSignal signal, uint64_t now_ns) const;
     // Folds this tick's counters into the history.
     void absorb(History &h, std::span<const ReplicaLoad> replicas, uint64_t now_ns);
     void record(History &h, uint64_t now_ns) const;
-    Windows windows(const History &h, uint64_t now_ns) const;
+    Windows windows(History &h, uint64_t now_ns) const;
+    void refresh_closed(History &h, uint64_t now_ns) const;
     // A window's average load (flows/s or open flows), and the lower bound that
     // `sigmas` standard deviations of Poisson noise leave of it.
     double mean(const History &h, Window w) const;
