@@ -45,7 +45,8 @@ void count_malloc(const volatile void *, size_t) {
 }
 void ignore_free(const volatile void *) {}
 void count_allocations() {
-    static const int installed = __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
+    static const int installed =
+        __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
     ASSERT_NE(installed, 0) << "the sanitizer refused the allocation hooks";
 }
 }  // namespace
@@ -806,7 +807,8 @@ TEST(AutoscalerPolicy, SteadyStateTicksDoNotAllocate) {
     Autoscaler scaler;
     AutoscaleParams params = flows_per_second(100, 1, 16);
     std::vector<ReplicaLoad> replicas;
-    for (ReplicaId id = 1; id <= 16; ++id) replicas.push_back({.id = id, .state = ReplicaState::kReady});
+    for (ReplicaId id = 1; id <= 16; ++id)
+        replicas.push_back({.id = id, .state = ReplicaState::kReady});
     uint64_t t = 0;
     auto run_for = [&](uint64_t ns, uint32_t flows_per_tick) {
         for (uint64_t end = t + ns; t < end; t += kTick) {
@@ -839,7 +841,8 @@ std::pair<uint64_t, uint64_t> active_span(const Trace &flows) {
 size_t direction_changes(const std::vector<Decision> &decisions) {
     size_t changes = 0;
     for (size_t i = 1; i < decisions.size(); ++i)
-        changes += (decisions[i].to > decisions[i].from) != (decisions[i - 1].to > decisions[i - 1].from);
+        changes +=
+            (decisions[i].to > decisions[i].from) != (decisions[i - 1].to > decisions[i - 1].from);
     return changes;
 }
 
@@ -881,7 +884,8 @@ TEST(AutoscalerRecorded, WrkStepScalesOutWithin10MsHoldsAndReturnsToMinOnceTheLo
     EXPECT_EQ(down.reason, ScaleReason::kScaleIn);
     EXPECT_EQ(down.to, 1u);
     const auto &policy = sim.scaler().policy();
-    EXPECT_GE(down.at, stop + policy.stable_window_ns - policy.stable_window_ns / policy.stable_segments)
+    EXPECT_GE(down.at,
+              stop + policy.stable_window_ns - policy.stable_window_ns / policy.stable_segments)
         << sim.history();
 }
 

@@ -125,7 +125,8 @@ int record(const std::string &pattern, const std::string &out_path) {
     test::run_or_throw({"ip", "-n", ns.name(), "addr", "add", client + "/30", "dev", veth.peer()});
     // The client's kernel would leave TCP checksums to an offload that never happens:
     // XDP hands the frame to the tap as it is, and the guest checks every checksum.
-    test::run_or_throw({"ip", "netns", "exec", ns.name(), "ethtool", "-K", veth.peer(), "tx", "off"});
+    test::run_or_throw(
+        {"ip", "netns", "exec", ns.name(), "ethtool", "-K", veth.peer(), "tx", "off"});
     // The guest closes first, so it holds TIME_WAIT (30 s) while the client's port is
     // free again at once; a reused port then meets that TIME_WAIT and stalls. A wide
     // port range pushes that past the ~7000 connections a recording makes.
@@ -192,8 +193,9 @@ int record(const std::string &pattern, const std::string &out_path) {
         auto next = t0;
         while (!done.load()) {
             auto c = dp->replica_counters(kReplicaId);
-            double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                           .count();
+            double t =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
             if (c) rows.push_back({t, c->new_flows, c->in_packets});
             next += 1ms;
             std::this_thread::sleep_until(next);

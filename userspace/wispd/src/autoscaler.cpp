@@ -219,7 +219,8 @@ Autoscaler::Windows Autoscaler::windows(History &h, uint64_t now_ns) const {
         double m = mean(h, partial);
         w.busiest = std::max(w.busiest, m);
         w.busiest_recent = std::max(w.busiest_recent, m);
-        w.busiest_surely = std::max(w.busiest_surely, surely(h, partial, policy_.confidence_sigmas));
+        w.busiest_surely =
+            std::max(w.busiest_surely, surely(h, partial, policy_.confidence_sigmas));
     }
 
     // Panic: the sample nearest to one window ago, if at least half a window old.
@@ -248,9 +249,10 @@ void Autoscaler::choose_drain(const History &h, const AutoscaleParams &params,
         if (!is_capacity(r.state)) continue;
         const ReplicaSlot &slot = h.slots[i];  // absorb() lined them up
         uint64_t packets = slot.packets_last_segment + (slot.in_packets - slot.packets_at_segment);
-        uint64_t activity = params.signal == LoadSignal::kConcurrency
-                                ? (uint64_t{r.active_flows} << 32) | std::min<uint64_t>(packets, UINT32_MAX)
-                                : packets;
+        uint64_t activity =
+            params.signal == LoadSignal::kConcurrency
+                ? (uint64_t{r.active_flows} << 32) | std::min<uint64_t>(packets, UINT32_MAX)
+                : packets;
         candidates_.push_back({is_starting(r.state), activity, r.started_ns, r.id});
     }
     // Starting replicas first (no flow to wait for), then the least busy, then the
@@ -313,10 +315,10 @@ ScaleDecision Autoscaler::tick(ServiceId service, const AutoscaleParams &params,
         // busiest of ten segments is a high draw; its sure part is not. Only once the
         // history holds a segment: before that (a fresh wake) a few flows would read
         // as a rate.
-        const bool settled = now_ns - h.first_ns >= segment_ns_;
-        const uint32_t out =
-            settled ? std::max({capacity, needed(w.busiest_surely), needed(surely(h, w.stable, sigmas))})
-                    : capacity;
+        const bool has_segment = now_ns - h.first_ns >= segment_ns_;
+        const uint32_t out = has_segment ? std::max({capacity, needed(w.busiest_surely),
+                                                     needed(surely(h, w.stable, sigmas))})
+                                         : capacity;
         uint32_t panic_out = capacity;
         if (panic_now) {
             // A step: as many replicas as the panic window likely needs, at once
@@ -348,10 +350,12 @@ ScaleDecision Autoscaler::tick(ServiceId service, const AutoscaleParams &params,
             const uint32_t in = std::max(lo, needed(w.busiest / utilisation));
             if (in < capacity) {
                 const bool settled_low = std::max(lo, needed(w.busiest_recent / utilisation)) == in;
-                const bool evidence = now_ns - h.first_ns >= policy_.stable_window_ns && settled_low;
+                const bool evidence =
+                    now_ns - h.first_ns >= policy_.stable_window_ns && settled_low;
                 const bool cooled = now_ns - h.last_scale_out_ns >= policy_.scale_in_cooldown_ns;
-                const bool paced = !params.stateful || h.last_scale_in_ns == 0 ||
-                                   now_ns - h.last_scale_in_ns >= policy_.stateful_drain_interval_ns;
+                const bool paced =
+                    !params.stateful || h.last_scale_in_ns == 0 ||
+                    now_ns - h.last_scale_in_ns >= policy_.stateful_drain_interval_ns;
                 if (evidence && cooled && paced) {
                     want = params.stateful ? capacity - 1 : in;
                     reason = ScaleReason::kScaleIn;

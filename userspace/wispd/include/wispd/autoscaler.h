@@ -7,9 +7,11 @@
 // CLOCK_MONOTONIC time, then starts `desired - current` restores in parallel or
 // drains the replicas in `drain`. Rules and defaults: docs/autoscale.md.
 //
-// Cost per tick: O(replicas of the service) plus a constant (<= 16 + 32 samples).
-// Memory is allocated when a service is first seen and when its replica count
-// grows past what it had; the steady state allocates nothing.
+// Cost per tick: O(replicas of the service) plus a constant (a scan of <= 16 panic
+// samples; the closed segments of the stable window are re-read only when one
+// closes or leaves it). Memory (~1 KiB per service, 48 bytes per replica) is
+// allocated when a service is first seen and when its replica list grows past what
+// it had; the steady state allocates nothing.
 #pragma once
 
 #include <array>
@@ -38,8 +40,9 @@ enum class LoadSignal : uint8_t {
 // Why the desired count is what it is.
 enum class ScaleReason : uint8_t {
     kHold,      // desired == current
-    kScaleOut,  // the stable window's load needs more replicas
-    kPanic,     // the panic window's load is >= panic_threshold x current: jump now
+    kScaleOut,  // the stable window (its busiest segment, or all of it) surely needs more
+    kPanic,     // the panic window surely needs >= panic_threshold x current: jump now,
+                // and keep growing with the load since the step while panic lasts
     kScaleIn,   // the stable window shows less load, settled, cooldown over: drain some
     kCooldown,  // less load, but the cooldown, the stable window or the settling is
                 // not over: hold
@@ -52,12 +55,12 @@ std::optional<LoadSignal> parse_load_signal(std::string_view s);
 
 // Tunables shared by every service. The defaults are argued in docs/autoscale.md.
 struct AutoscalePolicy {
-    // Scale-out follows the average over this window; scale-in needs a full window
-    // of evidence; panic mode lasts this long after its last trigger.
+    // Normal scale-out and scale-in look at this much history; scale-in needs a
+    // full window of it; panic mode lasts this long after its last trigger.
     uint64_t stable_window_ns = 1'000'000'000;
-    // The stable window is kept as this many segments (1..32). Scale-in sizes for
-    // the busiest segment, not the average, so periodic bursts longer than a
-    // segment keep their capacity.
+    // The stable window is kept as this many segments (1..32). Decisions size for
+    // the busiest segment, not the average, so bursts longer than a segment keep
+    // their capacity.
     uint32_t stable_segments = 10;
     // The short window that catches steps.
     uint64_t panic_window_ns = 10'000'000;
@@ -66,7 +69,7 @@ struct AutoscalePolicy {
     // kNewFlowRate: the panic window's rate counts only as far as it stays with this
     // many standard deviations of Poisson noise taken off its flow count
     // (n - sigmas * sqrt(n)). 10 ms hold few flows, and the rule is asked 200 times a
-    // second: with less, noise alone would panic a busy service now and then.
+    // second: with less, noise alone panics overloaded (not stepped) services.
     double confidence_sigmas = 3.0;
     // In panic, the load since the step grows the count further with this many
     // sigmas taken off: its window only grows, so a small margin keeps noise from
@@ -117,8 +120,8 @@ struct ScaleDecision {
     ScaleReason reason = ScaleReason::kHold;
     bool panicking = false;  // panic mode: no scale-in until it ends
     // The load the policy saw, in the signal's unit (flows/s or open flows): the
-    // stable window's average, and the panic window's (-1 while it has no full
-    // sample yet).
+    // stable window's average, and the panic window's (-1 until the history is
+    // half a panic window long). For logs and metrics.
     double stable_load = 0;
     double panic_load = -1;
     // Exactly current - desired replicas (READY or starting) when desired < current,
@@ -135,7 +138,10 @@ public:
     // One tick for one service: reads the replicas' counters, updates the windows
     // and returns the decision. `now_ns` must not go backwards for a service (a
     // jump back, or a gap longer than the stable window, restarts its history).
-    // `replicas` may be in any order; ids must be unique.
+    // `replicas` may be in any order (the same order every tick keeps it O(n));
+    // ids must be unique. Act on the decision before the next tick: replicas being
+    // restored must appear as kRestoring/kBooting, drained ones as kDraining (or
+    // not at all), or the next tick asks again.
     ScaleDecision tick(ServiceId service, const AutoscaleParams &params,
                        std::span<const ReplicaLoad> replicas, uint64_t now_ns);
 
