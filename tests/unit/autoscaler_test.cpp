@@ -196,6 +196,9 @@ class Simulation {
 public:
     explicit Simulation(AutoscaleParams params, AutoscalePolicy policy = {})
         : params_(params), scaler_(policy) {}
+    // `last.drain` points into the Autoscaler: moves keep it valid, copies would not.
+    Simulation(const Simulation &) = delete;
+    Simulation(Simulation &&) = default;
 
     uint64_t restore_ns = 3 * kMs;     // restore -> READY
     uint64_t drain_ns = 20 * kMs;      // DRAINING -> gone (its flows went idle)
@@ -405,14 +408,21 @@ AutoscaleParams flows_per_second(uint32_t target, uint32_t min, uint32_t max) {
     return p;
 }
 
+// A service with `ready` READY replicas playing `load` from 0 to `until`.
+Simulation play(AutoscaleParams params, uint32_t ready, const Trace &load, uint64_t until) {
+    Simulation sim(params);
+    sim.start_ready(ready);
+    sim.run(load, 0, until);
+    return sim;
+}
+
 // ---- step, ramp, spike, oscillation ------------------------------------------------
 
 TEST(AutoscalerTrace, StepToEightTimesTheLoadIsDecidedWithin10MsAndJumpsSeveralReplicasAtOnce) {
     // 800 flows/s on one replica (target 1000), then 7500 flows/s from t = 2 s.
     const uint64_t at = 2 * kSec;
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(1);
-    sim.run(flows_at_rate(4 * kSec, step(800, 7500, at)), 0, 4 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 1,
+                          flows_at_rate(4 * kSec, step(800, 7500, at)), 4 * kSec);
 
     const Decision *up = sim.first_up_after(0);
     ASSERT_NE(up, nullptr) << sim.history();
@@ -432,9 +442,8 @@ TEST(AutoscalerTrace, StepToEightTimesTheLoadIsDecidedWithin10MsAndJumpsSeveralR
 TEST(AutoscalerTrace, StepToFiveTimesTheCapacityPanicsWithinOnePanicWindowAndATick) {
     // 2 replicas at 1500 flows/s (target 1000), then 9500.
     const uint64_t at = 1 * kSec + 2 * kMs;  // between two ticks
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(2);
-    sim.run(flows_at_rate(2 * kSec, step(1500, 9500, at)), 0, 2 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 2,
+                          flows_at_rate(2 * kSec, step(1500, 9500, at)), 2 * kSec);
     const Decision *up = sim.first_up_after(0);
     ASSERT_NE(up, nullptr) << sim.history();
     EXPECT_EQ(up->reason, ScaleReason::kPanic) << sim.history();
@@ -450,9 +459,8 @@ TEST(AutoscalerTrace, StepJustPastTwiceTheCapacityIsCoveredWithinTheStableWindow
     // from noise, so mostly the stable window scales it: its busiest segment first,
     // the whole window for the last replica (12 % over 4).
     const uint64_t at = 1 * kSec;
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(2);
-    sim.run(flows_at_rate(3 * kSec, step(1500, 4500, at)), 0, 3 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 2,
+                          flows_at_rate(3 * kSec, step(1500, 4500, at)), 3 * kSec);
     EXPECT_GE(sim.desired_at(at + 200 * kMs, 2), 4u) << sim.history();
     EXPECT_GE(sim.desired_at(at + sim.scaler().policy().stable_window_ns + kTick, 2), 5u)
         << sim.history();
@@ -463,9 +471,8 @@ TEST(AutoscalerTrace, StepJustPastTwiceTheCapacityIsCoveredWithinTheStableWindow
 TEST(AutoscalerTrace, SmallStepIsFollowedByTheStableWindowWithoutPanic) {
     // 2 replicas at 1600 flows/s, then 2600: needs a third, but is no panic.
     const uint64_t at = 2 * kSec;
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(2);
-    sim.run(flows_at_rate(5 * kSec, step(1600, 2600, at)), 0, 5 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 2,
+                          flows_at_rate(5 * kSec, step(1600, 2600, at)), 5 * kSec);
     EXPECT_EQ(sim.count(ScaleReason::kPanic), 0u) << sim.history();
     const Decision *up = sim.first_up_after(0);
     ASSERT_NE(up, nullptr) << sim.history();
@@ -478,9 +485,8 @@ TEST(AutoscalerTrace, SmallStepIsFollowedByTheStableWindowWithoutPanic) {
 
 TEST(AutoscalerTrace, RampIsFollowedUpStepByStepNeverDownAndEndsAtTheNeededCount) {
     // 500 -> 7600 flows/s over 4 s, then flat for 3 s; target 1000: 8 replicas.
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(1);
-    sim.run(flows_at_rate(8 * kSec, ramp(500, 7600, 1 * kSec, 5 * kSec)), 0, 8 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 1,
+                          flows_at_rate(8 * kSec, ramp(500, 7600, 1 * kSec, 5 * kSec)), 8 * kSec);
     EXPECT_EQ(sim.capacity(), 8u) << sim.history();
     for (auto &d : sim.decisions()) EXPECT_GT(d.to, d.from) << sim.history();
     EXPECT_EQ(sim.count(ScaleReason::kScaleIn), 0u);
@@ -521,10 +527,9 @@ TEST(AutoscalerTrace, ShortSpikeScalesOutWithinItAndBackOnlyAfterCooldownAndAQui
 
 TEST(AutoscalerTrace, LoadOscillatingFasterThanTheStableWindowHoldsItsPeakCapacityWithoutFlapping) {
     // 900 <-> 4500 flows/s, 400 ms period, for 20 s: 100 load changes.
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(1);
-    sim.run(flows_at_rate(21 * kSec, square(900, 4500, 400 * kMs, 1 * kSec, 21 * kSec)), 0,
-            21 * kSec);
+    Simulation sim = play(
+        flows_per_second(1000, 1, 16), 1,
+        flows_at_rate(21 * kSec, square(900, 4500, 400 * kMs, 1 * kSec, 21 * kSec)), 21 * kSec);
     EXPECT_LE(sim.decisions().size(), 2u) << sim.history();
     EXPECT_EQ(sim.count(ScaleReason::kScaleIn), 0u) << sim.history();
     EXPECT_GE(sim.capacity(), 5u) << "sized for the peaks:\n" << sim.history();
@@ -534,9 +539,9 @@ TEST(AutoscalerTrace, LoadOscillatingFasterThanTheStableWindowHoldsItsPeakCapaci
 TEST(AutoscalerTrace, SlowOscillationIsFollowedPhaseByPhaseInTheDirectionOfEachPhase) {
     // 900 <-> 4500 flows/s, 8 s period (4 s each), three periods from t = 1 s.
     const uint64_t period = 8 * kSec, start = 1 * kSec;
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(1);
-    sim.run(flows_at_rate(25 * kSec, square(900, 4500, period, start, 25 * kSec)), 0, 25 * kSec);
+    Simulation sim =
+        play(flows_per_second(1000, 1, 16), 1,
+             flows_at_rate(25 * kSec, square(900, 4500, period, start, 25 * kSec)), 25 * kSec);
     // Each phase: at most 3 decisions, all in its direction (a decision belongs to
     // the phase it happens in; scale-ins come late, so they fall in the low phase).
     // A 2.25x step is no sure panic from 2 replicas: the stable window follows it.
@@ -566,9 +571,8 @@ TEST(AutoscalerTrace, LoadNoisyAroundAReplicaBoundaryDoesNotFlap) {
 // ---- bounds and edge cases -----------------------------------------------------------
 
 TEST(AutoscalerBounds, NeverScalesAboveMaxEvenInPanic) {
-    Simulation sim(flows_per_second(1000, 1, 3));
-    sim.start_ready(1);
-    sim.run(flows_at_rate(2 * kSec, step(500, 50000, 500 * kMs)), 0, 2 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 3), 1,
+                          flows_at_rate(2 * kSec, step(500, 50000, 500 * kMs)), 2 * kSec);
     EXPECT_EQ(sim.capacity(), 3u) << sim.history();
     EXPECT_EQ(sim.decisions().size(), 1u) << sim.history();
     EXPECT_EQ(sim.decisions().front().reason, ScaleReason::kPanic);
@@ -588,9 +592,8 @@ TEST(AutoscalerBounds, BringsAServiceUpToItsMinWithoutLoadAndNeverBelowIt) {
 TEST(AutoscalerBounds, ZeroLoadReturnsToMinInOneStepAfterCooldownAndStableWindow) {
     // 5500 flows/s until t = 2 s, then nothing.
     const uint64_t stop = 2 * kSec;
-    Simulation sim(flows_per_second(1000, 1, 16));
-    sim.start_ready(6);
-    sim.run(flows_at_rate(8 * kSec, step(5500, 0, stop)), 0, 8 * kSec);
+    Simulation sim = play(flows_per_second(1000, 1, 16), 6,
+                          flows_at_rate(8 * kSec, step(5500, 0, stop)), 8 * kSec);
     const Decision *down = sim.first_down_after(0);
     ASSERT_NE(down, nullptr) << sim.history();
     EXPECT_GE(down->at, stop + sim.scaler().policy().stable_window_ns) << sim.history();
@@ -646,9 +649,8 @@ TEST(AutoscalerBounds, APinnedCountHoldsUnderAnyLoad) {
 }
 
 TEST(AutoscalerBounds, ZeroTargetLeavesScalingToWakesAndIdleTimeoutsButKeepsTheBounds) {
-    Simulation sim(flows_per_second(0, 1, 2));
-    sim.start_ready(3);
-    sim.run(flows_at_rate(3 * kSec, step(100, 50000, 1 * kSec)), 0, 3 * kSec);
+    Simulation sim = play(flows_per_second(0, 1, 2), 3,
+                          flows_at_rate(3 * kSec, step(100, 50000, 1 * kSec)), 3 * kSec);
     ASSERT_EQ(sim.decisions().size(), 1u) << sim.history();
     EXPECT_EQ(sim.decisions().front().reason, ScaleReason::kBounds);
     EXPECT_EQ(sim.capacity(), 2u);
@@ -698,9 +700,8 @@ TEST(AutoscalerPolicy, ScaleInDrainsStartingReplicasFirstThenTheLeastBusyThenThe
 TEST(AutoscalerPolicy, StatefulServicesDrainOneReplicaAtATime) {
     AutoscaleParams params = flows_per_second(1000, 1, 16);
     params.stateful = true;
-    Simulation sim(params);
-    sim.start_ready(5);
-    sim.run(flows_at_rate(6 * kSec, [](uint64_t) { return 0.0; }), 0, 6 * kSec);
+    Simulation sim =
+        play(params, 5, flows_at_rate(6 * kSec, [](uint64_t) { return 0.0; }), 6 * kSec);
     EXPECT_EQ(sim.capacity(), 1u) << sim.history();
     ASSERT_EQ(sim.decisions().size(), 4u) << sim.history();
     for (size_t i = 0; i < sim.decisions().size(); ++i) {
@@ -856,9 +857,8 @@ TEST(AutoscalerRecorded, WrkStepScalesOutWithin10MsHoldsAndReturnsToMinOnceTheLo
     // Target: a sixth of the recorded plateau, so the step needs 6 replicas.
     double plateau = rec.flows.at(start + 1200 * kMs) - rec.flows.at(start + 200 * kMs);
     ASSERT_GT(plateau, 1000.0) << "the recording should hold a real wrk load";
-    Simulation sim(flows_per_second(uint32_t(plateau / 6), 1, 16));
-    sim.start_ready(1);
-    sim.run(rec.flows, 0, rec.flows.end() + 4 * kSec);
+    Simulation sim = play(flows_per_second(uint32_t(plateau / 6), 1, 16), 1, rec.flows,
+                          rec.flows.end() + 4 * kSec);
     // wrk takes a few ms to open its connections: the step is where the load over
     // 5 ms first reaches half the plateau.
     uint64_t step_at = start;
@@ -898,9 +898,8 @@ TEST(AutoscalerRecorded, WrkBurstsEvery300MsAreSizedOnceAndGivenBackOnlyAsTheyFa
     double mean = rec.flows.at(stop) * 1e9 / double(stop - start);
     ASSERT_GT(mean, 500.0) << "the recording should hold real wrk bursts";
     // Target: half the mean over the bursts and their gaps; the bursts need more.
-    Simulation sim(flows_per_second(uint32_t(mean / 2), 1, 16));
-    sim.start_ready(1);
-    sim.run(rec.flows, 0, rec.flows.end() + 4 * kSec);
+    Simulation sim =
+        play(flows_per_second(uint32_t(mean / 2), 1, 16), 1, rec.flows, rec.flows.end() + 4 * kSec);
 
     EXPECT_GE(sim.ups(), 1u) << sim.history();
     EXPECT_LE(sim.ups(), 2u) << "20 load changes, sized in the first bursts:\n" << sim.history();
