@@ -18,6 +18,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # runtime tools used by tests, benchmarks and the demo
   iproute2 xdp-tools curl wrk systemd python3 python3-matplotlib
+  # clients on a veth of the same host send partial TCP checksums (TX offload):
+  # e2e tests, the demo and the wake benchmark turn that off with ethtool
+  ethtool
   # fetching and unpacking the lwIP source package
   dpkg-dev xz-utils
 )

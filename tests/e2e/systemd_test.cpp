@@ -17,7 +17,7 @@
 #include "wisp/test/paths.h"
 #include "wisp/test/process.h"
 #include "wisp/unique_fd.h"
-#include "wispd_process.h"
+#include "wisp/test/wispd.h"
 
 namespace {
 

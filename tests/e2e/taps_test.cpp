@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 
 #include "wisp/test/capabilities.h"
 #include "wisp/test/net.h"
@@ -37,20 +39,33 @@ TEST(WispdTaps, FactoryCreatesAnUpTapThatVanishesWithItsFd) {
     EXPECT_EQ(if_nametoindex(name.c_str()), 0u) << "tap must disappear with its fd";
 }
 
-TEST(WispdTaps, ReplayedFramesReachTheTapReaderInOrder) {
+TEST(WispdTaps, FactoryTapsKnowTheirMacAndKeepIpv6Off) {
+    WISP_REQUIRE_NETNS();
+    TunTapFactory factory("wtt%d");
+    auto tap = factory.create();
+    ASSERT_TRUE(tap.ok()) << tap.error().describe();
+    auto addr = run({"cat", "/sys/class/net/" + tap->name + "/address"});
+    EXPECT_EQ(addr.output.substr(0, 17), tap->mac.to_string());
+    auto v6 = run({"cat", "/proc/sys/net/ipv6/conf/" + tap->name + "/disable_ipv6"});
+    if (v6.exit_code == 0) EXPECT_EQ(v6.output.substr(0, 1), "1") << "the host must not talk to guests";
+}
+
+TEST(WispdTaps, ReplayedPacketsReachTheTapReaderInOrderAddressedToTheGuest) {
     WISP_REQUIRE_NETNS();
     ScopedTap tap("inj");
     auto injector = PacketSocketInjector::open();
     ASSERT_TRUE(injector.ok()) << injector.error().describe();
 
-    // Ethernet frames with a local experimental EtherType, to tell them from the
-    // kernel's own traffic on the new interface (IPv6 router solicitations...).
-    auto frame = [](uint8_t n) {
-        std::vector<uint8_t> f = {0x02, 0x77, 0x73, 0, 0, 1, 0x02, 0x00, 0x5e, 0, 0, 2, 0x88, 0xb5};
-        for (int i = 0; i < 46; ++i) f.push_back(n);
-        return f;
+    const MacAddress guest{{0x02, 0x77, 0x73, 0, 0, 9}};
+    const MacAddress gateway{{0x02, 0x00, 0x5e, 0, 0, 2}};
+    // IPv4-looking packets (version nibble 4); only their bytes matter here.
+    auto packet = [](uint8_t n) {
+        std::vector<uint8_t> p = {0x45, 0x00};
+        for (int i = 0; i < 40; ++i) p.push_back(n);
+        return p;
     };
-    ASSERT_TRUE((*injector)->inject(tap.ifindex(), {frame(1), frame(2), frame(3)}).ok());
+    ReplayTarget to{tap.ifindex(), guest, gateway};
+    ASSERT_TRUE((*injector)->inject(to, {packet(1), packet(2), packet(3)}).ok());
 
     std::vector<uint8_t> got;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -59,19 +74,65 @@ TEST(WispdTaps, ReplayedFramesReachTheTapReaderInOrder) {
         if (poll(&p, 1, 200) <= 0) continue;
         uint8_t buf[2048];
         ssize_t n = read(tap.fd(), buf, sizeof buf);
-        if (n >= 15 && buf[12] == 0x88 && buf[13] == 0xb5) got.push_back(buf[14]);
+        // Skip the kernel's own traffic on the new interface (IPv6 solicitations).
+        if (n < 17 || buf[12] != 0x08 || buf[13] != 0x00) continue;
+        EXPECT_EQ(std::vector<uint8_t>(buf, buf + 6), std::vector<uint8_t>(guest.bytes.begin(), guest.bytes.end()));
+        EXPECT_EQ(std::vector<uint8_t>(buf + 6, buf + 12),
+                  std::vector<uint8_t>(gateway.bytes.begin(), gateway.bytes.end()));
+        EXPECT_EQ(n, 14 + 42);
+        got.push_back(buf[16]);
     }
     EXPECT_EQ(got, (std::vector<uint8_t>{1, 2, 3}));
 }
 
-TEST(WispdTaps, RuntFramesAreRefused) {
+TEST(WispdTaps, NonIpPacketsAreRefused) {
     WISP_REQUIRE_NETNS();
     ScopedTap tap("inj");
     auto injector = PacketSocketInjector::open();
     ASSERT_TRUE(injector.ok());
-    auto st = (*injector)->inject(tap.ifindex(), {{1, 2, 3}});
-    ASSERT_FALSE(st.ok());
-    EXPECT_EQ(st.error().code, EINVAL);
+    ReplayTarget to{tap.ifindex(), {}, {}};
+    for (auto bad : {std::vector<uint8_t>{}, std::vector<uint8_t>{0x12, 2, 3}}) {
+        auto st = (*injector)->inject(to, {bad});
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().code, EINVAL);
+    }
+}
+
+TEST(WispdTaps, PoolKeepsPreparedTapsReadyAndRefillsAfterATake) {
+    WISP_REQUIRE_NETNS();
+    auto loop = EventLoop::create({});
+    ASSERT_TRUE(loop.ok());
+    BackgroundWorker worker;
+    std::atomic<int> prepared{0};
+    PreparedTapPool pool(
+        2,
+        [&](const Tap &t) {
+            EXPECT_GT(t.ifindex, 0);
+            ++prepared;
+            return wisp::Status{};
+        },
+        **loop, worker, "wtp%d");
+    auto wait_for = [&](size_t ready) {
+        auto deadline = (*loop)->now_ns() + 10'000'000'000ull;
+        std::function<void()> check = [&] {
+            if (pool.ready() >= ready || (*loop)->now_ns() > deadline) (*loop)->stop();
+            else (*loop)->schedule_after_ms(5, check);
+        };
+        (*loop)->schedule_after_ms(0, check);
+        ASSERT_TRUE((*loop)->run().ok());
+    };
+    pool.fill();
+    wait_for(2);
+    ASSERT_EQ(pool.ready(), 2u);
+    EXPECT_EQ(prepared.load(), 2);
+    auto tap = pool.create();
+    ASSERT_TRUE(tap.ok());
+    EXPECT_TRUE(tap->prepared);
+    EXPECT_EQ(tap->name.rfind("wtp", 0), 0u);
+    EXPECT_EQ(pool.ready(), 1u);
+    wait_for(2);
+    EXPECT_EQ(pool.ready(), 2u) << "the pool refills in the background";
+    EXPECT_EQ(prepared.load(), 3);
 }
 
 TEST(WispdTaps, PrimaryAddressOfAnInterface) {

@@ -1,7 +1,7 @@
 // wispd end to end: the real daemon binary and the real `wisp` CLI, each test with
 // its own state directory, runtime directory, API socket, bpffs pin root and a veth
-// as uplink. (Wakes need the data plane and monitors; those tests join when the
-// pieces are wired in.)
+// as uplink: services, the CLI and API, restarts, preflight. Wakes and scale to
+// zero are in wake_e2e_test.cpp.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 #include "wisp/test/net.h"
 #include "wisp/test/paths.h"
 #include "wisp/test/process.h"
-#include "wispd_process.h"
+#include "wisp/test/wispd.h"
 
 namespace {
 
@@ -55,9 +55,8 @@ protected:
         return c.Get(path.c_str());
     }
 
-    // An ELF file that exists on every host (the image is only booted once the
-    // monitors are wired in).
-    const std::string image_ = "/usr/bin/true";
+    // A real guest image: creating a service boots it for its golden snapshot.
+    const std::string image_ = image_path("hello");
     std::unique_ptr<WispdSandbox> box_;
     ScopedTempDir *tmp_ = nullptr;
     ScopedVeth *veth_ = nullptr;
@@ -289,8 +288,9 @@ TEST_F(WispdE2E, SigtermStopsPromptlyAndRemovesTheSocket) {
 
 class WispdPreflight : public WispdE2E {
 protected:
-    int run_with(const std::string &uplink, const std::string &bpffs_root) {
-        WispdProcess p({tmp_->path(), uplink, bpffs_root, {}, {}});
+    int run_with(const std::string &uplink, const std::string &bpffs_root,
+                 std::vector<std::string> extra = {}) {
+        WispdProcess p({tmp_->path(), uplink, bpffs_root, std::move(extra), {}});
         int rc = p.run_to_exit();
         log_ = p.log();
         return rc;
@@ -302,6 +302,15 @@ TEST_F(WispdPreflight, MissingUplinkIsNamed) {
     EXPECT_EQ(run_with("wnoup" + std::to_string(getpid() % 100000), bpffs_->path() + "/wisp"), 1);
     EXPECT_NE(log_.find("uplink interface 'wnoup"), std::string::npos) << log_;
     EXPECT_NE(log_.find("does not exist"), std::string::npos) << log_;
+}
+
+TEST_F(WispdPreflight, MissingMonitorBinaryIsNamed) {
+    EXPECT_EQ(run_with(veth_->host(), bpffs_->path() + "/wisp",
+                       {"--monitor-binary", tmp_->path() + "/no-such-wisp-vmm"}),
+              1);
+    EXPECT_NE(log_.find("monitor binary " + tmp_->path() + "/no-such-wisp-vmm is not executable"),
+              std::string::npos)
+        << log_;
 }
 
 TEST_F(WispdPreflight, DownUplinkIsNamedWithTheFix) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "fakes.h"
@@ -37,6 +38,7 @@ protected:
         config.backoff = {100, 1600, 3};
         config.restore_timeout_ms = 5000;
         config.golden_boot_timeout_ms = 20000;
+        config.bookkeeping_delay_ms = 0;  // written on the next loop turn (run_due)
         return std::make_unique<Controller>(*store, fakes.ports(), metrics, config);
     }
 
@@ -64,6 +66,7 @@ protected:
         ev.snapshot_kind = kind;
         ev.detail = type == Type::kExited ? "test says so" : "";
         ctl->on_monitor_event(ev);
+        clock.run_due();  // what the loop does next: the deferred bookkeeping
     }
 
     // The monitor writes the requested snapshot (a directory on disk).
@@ -91,8 +94,7 @@ protected:
         ev.type = type;
         ev.service = id;
         ev.timestamp_ns = clock.now_ns();
-        ev.frame = {0xde, 0xad, tag};
-        ev.original_length = 3;
+        ev.packet = {0x45, 0xad, tag};
         ctl->on_dataplane_event(ev);
     }
 
@@ -197,7 +199,7 @@ TEST_F(ControllerTest, RunningReplicaIsReadyInTheMapsBeforeBufferedSynsAreReplay
     EXPECT_EQ(dp.ready_of(id), std::vector<ReplicaId>{r});
     ASSERT_EQ(injector.calls.size(), 1u);
     int tap_ifindex = store->list_replicas()->front().tap_ifindex;
-    EXPECT_EQ(injector.calls[0].first, tap_ifindex);
+    EXPECT_EQ(injector.calls[0].first.tap_ifindex, tap_ifindex);
     ASSERT_EQ(injector.calls[0].second.size(), 3u);
     for (uint8_t i = 0; i < 3; ++i) EXPECT_EQ(injector.calls[0].second[i][2], i + 1);
     auto view = ctl->service("hello");
@@ -208,13 +210,107 @@ TEST_F(ControllerTest, RunningReplicaIsReadyInTheMapsBeforeBufferedSynsAreReplay
     EXPECT_EQ(store->list_replicas()->front().state, ReplicaState::kReady);
 }
 
+TEST_F(ControllerTest, NothingIsWrittenToTheStoreBetweenTheSynAndItsReplay) {
+    // With the real delay: the rows come a few milliseconds after the replay.
+    ctl.reset();
+    ControllerConfig config;
+    config.layout = {dir.path() + "/state", dir.path() + "/run"};
+    config.bookkeeping_delay_ms = 5;
+    ctl = std::make_unique<Controller>(*store, fakes.ports(), metrics, config);
+    ASSERT_TRUE(ctl->recover().ok());
+    ServiceId id = create_standby(spec("hello"));
+    auto events_before = store->recent_events(1000)->size();
+    auto state_before = store->find_service("hello")->value().updated_ms;
+    syn(id);
+    ReplicaId r = pool.launches.back().replica;
+    // The restore is on its way: no replica row, no journal line, no state write.
+    EXPECT_TRUE(store->list_replicas()->empty());
+    EXPECT_EQ(store->recent_events(1000)->size(), events_before);
+    EXPECT_EQ(store->find_service("hello")->value().updated_ms, state_before);
+    EXPECT_EQ(store->find_service("hello")->value().state, ServiceState::kStandby);
+
+    clock.advance_ms(2);
+    event(Type::kRunning, r);
+    EXPECT_EQ(injector.calls.size(), 1u) << "replayed";
+    EXPECT_TRUE(store->list_replicas()->empty()) << "the guest has the cores first";
+    // Then the bookkeeping catches up.
+    clock.advance_ms(5);
+    auto rows = store->list_replicas();
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_EQ(rows->front().id, r);
+    EXPECT_EQ(rows->front().state, ReplicaState::kReady);
+    EXPECT_EQ(rows->front().monitor_pid, static_cast<pid_t>(1000 + r));
+    EXPECT_EQ(store->find_service("hello")->value().state, ServiceState::kRunning);
+    EXPECT_GT(store->recent_events(1000)->size(), events_before);
+}
+
+TEST_F(ControllerTest, SynsStillInTheRingBufferAtTheReadyFlipAreReplayedWithTheOthers) {
+    ServiceId id = create_standby(spec("hello"));
+    syn(id, DpEvent::Type::kWake, 1);
+    ReplicaId r = pool.launches.back().replica;
+    // Captured before the flip, not yet read by the loop.
+    DpEvent late;
+    late.type = DpEvent::Type::kBuffered;
+    late.service = id;
+    late.timestamp_ns = clock.now_ns();
+    late.packet = {0x45, 0xad, 2};
+    dp.pending.push_back(late);
+    event(Type::kRunning, r);
+    ASSERT_EQ(injector.calls.size(), 1u) << "one replay, with both";
+    ASSERT_EQ(injector.calls[0].second.size(), 2u);
+    EXPECT_EQ(injector.calls[0].second[1][2], 2);
+    EXPECT_TRUE(dp.pending.empty());
+}
+
+TEST_F(ControllerTest, ReplayIsAddressedFromTheTapToTheReplicasMac) {
+    ServiceId id = create_standby(spec("hello"));
+    ReplicaId r = wake_to_running(id);
+    ASSERT_EQ(injector.calls.size(), 1u);
+    const ReplayTarget &to = injector.calls[0].first;
+    EXPECT_EQ(to.guest_mac, MacAddress::for_replica(r));
+    EXPECT_EQ(to.tap_mac.bytes[0], 0x02) << "the fake tap's MAC";
+    EXPECT_EQ(to.tap_mac, dp.replicas[id][0].tap_mac);
+}
+
+TEST_F(ControllerTest, SnapshotsToRestoreAreKeptOpenAndReleasedWhenDeleted) {
+    ServiceId id = create_standby(spec("kv", true));
+    std::string golden = store->list_snapshots(id)->front().path;
+    EXPECT_EQ(pool.kept, std::vector<std::string>{golden});
+    ReplicaId r = wake_to_running(id);
+    clock.advance_ms(1001);
+    snapshot_written(r, SnapshotKind::kDiff);
+    std::string diff = pool.snapshots.back().second.dir;
+    EXPECT_EQ(pool.kept.back(), diff);
+    event(Type::kExited, r);
+    r = wake_to_running(id);
+    clock.advance_ms(1001);
+    snapshot_written(r, SnapshotKind::kDiff);
+    EXPECT_EQ(pool.released, std::vector<std::string>{diff}) << "the older diff is gone";
+    ASSERT_TRUE(ctl->delete_service("kv").ok());
+    EXPECT_NE(std::find(pool.released.begin(), pool.released.end(), golden), pool.released.end());
+}
+
+TEST_F(ControllerTest, ReplicaIdsAreReusedSmallestFirst) {
+    ServiceId a = create_standby(spec("a", false, 80));
+    ServiceId b = create_standby(spec("b", false, 81));
+    ReplicaId ra = wake_to_running(a);
+    ReplicaId rb = wake_to_running(b);
+    EXPECT_NE(ra, rb);
+    clock.advance_ms(1001);
+    event(Type::kExited, ra);
+    event(Type::kExited, rb);
+    ReplicaId again = wake_to_running(b);
+    EXPECT_EQ(again, std::min(ra, rb));
+}
+
 TEST_F(ControllerTest, SynThatRacesTheReadyFlipGoesStraightToTheReplica) {
     ServiceId id = create_standby(spec("hello"));
     ReplicaId r = wake_to_running(id);
     injector.calls.clear();
     syn(id, DpEvent::Type::kBuffered, 9);
     ASSERT_EQ(injector.calls.size(), 1u);
-    EXPECT_EQ(injector.calls[0].first, dp.replicas[id][0].tap_ifindex);
+    EXPECT_EQ(injector.calls[0].first.tap_ifindex, dp.replicas[id][0].tap_ifindex);
+    EXPECT_EQ(injector.calls[0].second[0][2], 9);
     EXPECT_EQ(dp.replicas[id][0].id, r);
 }
 

@@ -106,7 +106,14 @@ public:
     }
     std::vector<DpCounter> counters() override { return stats; }
     int event_fd() override { return -1; }
-    Status drain_events(const std::function<void(const DpEvent &)> &) override { return {}; }
+    // Records "still in the ring buffer": handed out by the next drain_events().
+    std::vector<DpEvent> pending;
+    Status drain_events(const std::function<void(const DpEvent &)> &sink) override {
+        auto events = std::move(pending);
+        pending.clear();
+        for (auto &e : events) sink(e);
+        return {};
+    }
 
     DpServiceState state_of(ServiceId id) const { return services.at(id).state; }
     std::vector<ReplicaId> ready_of(ServiceId id) const {
@@ -164,6 +171,9 @@ public:
         return alive;
     }
     size_t idle_monitors() const override { return 3; }
+    std::vector<std::string> kept, released;  // keep_snapshot / release_snapshot calls
+    void keep_snapshot(const std::string &dir) override { kept.push_back(dir); }
+    void release_snapshot(const std::string &dir) override { released.push_back(dir); }
 };
 
 class FakeTaps final : public TapFactory {
@@ -171,15 +181,17 @@ public:
     int created = 0;
     Result<Tap> create() override {
         ++created;
-        return Tap{"ftap" + std::to_string(created), 100 + created, UniqueFd()};
+        Tap tap{"ftap" + std::to_string(created), 100 + created, UniqueFd()};
+        tap.mac = MacAddress{{0x02, 0x54, 0x41, 0x50, 0x00, static_cast<uint8_t>(created)}};
+        return tap;
     }
 };
 
 class FakeInjector final : public FrameInjector {
 public:
-    std::vector<std::pair<int, std::vector<std::vector<uint8_t>>>> calls;
-    Status inject(int ifindex, const std::vector<std::vector<uint8_t>> &frames) override {
-        calls.emplace_back(ifindex, frames);
+    std::vector<std::pair<ReplayTarget, std::vector<std::vector<uint8_t>>>> calls;
+    Status inject(const ReplayTarget &to, const std::vector<std::vector<uint8_t>> &packets) override {
+        calls.emplace_back(to, packets);
         return {};
     }
 };

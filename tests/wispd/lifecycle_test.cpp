@@ -90,4 +90,43 @@ TEST(Lifecycle, WakeBufferIsBoundedInBytes) {
     EXPECT_LE(w.bytes(), WakeBuffer::kMaxBytes);
 }
 
+TEST(IdAllocator, HandsOutTheSmallestFreeIdAndReusesReleasedOnes) {
+    IdAllocator ids(1, 5);
+    EXPECT_EQ(ids.take(), 1u);
+    EXPECT_EQ(ids.take(), 2u);
+    EXPECT_EQ(ids.take(), 3u);
+    ids.release(2);
+    EXPECT_FALSE(ids.in_use(2));
+    EXPECT_EQ(ids.take(), 2u);
+    ids.release(3);
+    ids.release(1);
+    EXPECT_EQ(ids.take(), 1u);
+    EXPECT_EQ(ids.take(), 3u);
+    EXPECT_EQ(ids.take(), 4u);
+}
+
+TEST(IdAllocator, ReturnsZeroWhenEveryIdIsTaken) {
+    IdAllocator ids(1, 2);
+    EXPECT_EQ(ids.take(), 1u);
+    EXPECT_EQ(ids.take(), 2u);
+    EXPECT_EQ(ids.take(), 0u);
+    ids.release(1);
+    EXPECT_EQ(ids.take(), 1u);
+}
+
+TEST(IdAllocator, ReservedIdsFromARestartAreSkipped) {
+    IdAllocator ids(1, 100);
+    ids.reserve(3);
+    ids.reserve(7);
+    ids.reserve(500);  // out of range: ignored
+    std::vector<uint32_t> got;
+    for (int i = 0; i < 6; ++i) got.push_back(ids.take());
+    EXPECT_EQ(got, (std::vector<uint32_t>{1, 2, 4, 5, 6, 8}));
+    EXPECT_TRUE(ids.in_use(3));
+    EXPECT_TRUE(ids.in_use(7));
+    ids.release(8);
+    ids.release(7);
+    EXPECT_EQ(ids.take(), 7u);
+}
+
 }  // namespace

@@ -191,6 +191,23 @@ void print_service(const json &s) {
         wakes += buf;
     }
     line("Wakes:", wakes);
+    if (s.contains("last_wake") && s["last_wake"].is_object()) {
+        // Where the last wake's time went, in ms after XDP captured the SYN.
+        const auto &steps = s["last_wake"]["us_after_syn"];
+        std::string trace;
+        for (auto [key, label] : {std::pair{"restore_sent", "restore sent"},
+                                  {"guest_entry", "guest entered"},
+                                  {"ready", "READY"},
+                                  {"replayed", "SYN replayed"},
+                                  {"first_hypercall", "guest polled"}}) {
+            if (!steps.contains(key) || !steps[key].is_number()) continue;
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%s%s %.2f", trace.empty() ? "" : ", ", label,
+                          steps[key].get<double>() / 1000.0);
+            trace += buf;
+        }
+        line("  last wake:", trace + " ms after the SYN");
+    }
     auto &f = s["failure"];
     if (f["consecutive_failures"].get<uint64_t>() == 0) {
         line("Failures:", "none" + (f["reason"].get<std::string>().empty()

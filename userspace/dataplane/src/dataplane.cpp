@@ -239,12 +239,14 @@ struct Dataplane::Impl {
     }
 
     // Sets or clears the port-filter bit of (proto, port) so it is set exactly when
-    // some service listens there.
-    Status refresh_port_bit(uint8_t proto, uint16_t port_host) {
-        bool used = false;
+    // some service listens there. `known_used`: a service was just written there, so
+    // the bit must be set and no scan of the services is needed (an upsert stays O(1)
+    // however many services exist; only removals scan).
+    Status refresh_port_bit(uint8_t proto, uint16_t port_host, bool known_used = false) {
+        bool used = known_used;
         wisp_service_key cur{}, next{};
         wisp_service_key *prev = nullptr;
-        while (bpf_map_get_next_key(fd(Map::services), prev, &next) == 0) {
+        while (!used && bpf_map_get_next_key(fd(Map::services), prev, &next) == 0) {
             if (next.proto == proto && ntohs(next.port) == port_host) {
                 used = true;
                 break;
@@ -554,7 +556,7 @@ Status Dataplane::upsert_service(const ServiceKey &key, const Service &service) 
     }
     if (bpf_map_update_elem(impl_->fd(Map::services), &*k, &v, BPF_ANY) != 0)
         return errno_error("write service " + key.vip.to_string() + ":" + std::to_string(key.port));
-    return impl_->refresh_port_bit(k->proto, key.port);
+    return impl_->refresh_port_bit(k->proto, key.port, /*known_used=*/true);
 }
 
 Status Dataplane::remove_service(const ServiceKey &key) {

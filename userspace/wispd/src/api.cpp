@@ -108,6 +108,26 @@ json replica_json(const ReplicaRecord &r, const std::string &service) {
     return j;
 }
 
+json wake_trace_json(const WakeTrace &t) {
+    if (t.syn_ns == 0) return nullptr;
+    // Microseconds after the SYN's capture; null for a step not seen.
+    auto at = [&](uint64_t ns) -> json {
+        if (ns == 0) return nullptr;
+        return static_cast<double>(static_cast<int64_t>(ns - t.syn_ns)) / 1000.0;
+    };
+    return {{"replica", t.replica},
+            {"frames_replayed", t.frames},
+            {"syn_monotonic_ns", t.syn_ns},
+            {"us_after_syn",
+             {{"consumed", at(t.consumed_ns)},
+              {"restore_sent", at(t.restore_sent_ns)},
+              {"monitor_command", at(t.monitor_command_ns)},
+              {"guest_entry", at(t.guest_entry_ns)},
+              {"ready", at(t.ready_ns)},
+              {"replayed", at(t.replayed_ns)},
+              {"first_hypercall", at(t.first_hypercall_ns)}}}};
+}
+
 json service_json(const ServiceView &v, bool detailed) {
     const auto &r = v.record;
     size_t ready = static_cast<size_t>(std::count_if(v.replicas.begin(), v.replicas.end(), [](auto &x) {
@@ -142,6 +162,7 @@ json service_json(const ServiceView &v, bool detailed) {
                     {"next_attempt_at_ms", r.failure.next_attempt_ms}};
     if (!detailed) return j;
     j["last_wake_latency_ms"] = v.last_wake_latency_ms < 0 ? json(nullptr) : json(v.last_wake_latency_ms);
+    j["last_wake"] = wake_trace_json(v.last_wake);
     j["wake_buffer"] = {{"frames", v.buffered_frames},
                         {"dropped", v.dropped_frames},
                         {"restore_in_flight", v.restore_in_flight}};

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "wisp/snapshot/store.h"
+
 namespace wisp::wispd {
 
 namespace fs = std::filesystem;
@@ -42,6 +44,7 @@ Controller::Controller(Store &store, Ports ports, MetricsRegistry &metrics,
       ports_(ports),
       metrics_(metrics),
       config_(std::move(config)),
+      replica_ids_(1, config_.max_replica_id),
       wakes_(metrics.counters("wisp_wakes_total",
                               "Services woken from zero whose replica became ready")),
       wake_latency_(metrics
@@ -158,6 +161,7 @@ ServiceView Controller::view_of(const ServiceRuntime &s) const {
     v.restore_in_flight = restore_in_flight(s);
     v.wakes = s.wakes;
     v.last_wake_latency_ms = s.last_wake_latency_ms;
+    v.last_wake = s.last_wake;
     return v;
 }
 
@@ -207,7 +211,14 @@ void Controller::persist_state(ServiceRuntime &s) {
 
 void Controller::persist_replica(ReplicaRuntime &r) {
     r.record.updated_ms = ports_.scheduler.wall_ms();
-    auto st = store_.update_replica(r.record);
+    Status st;
+    if (r.stored) {
+        st = store_.update_replica(r.record);
+    } else {
+        auto id = store_.insert_replica(r.record);
+        if (id) r.stored = true;
+        else st = std::move(id).error();
+    }
     if (!st) spdlog::error("replica {}: persisting: {}", r.record.id, st.error().describe());
 }
 
@@ -261,12 +272,14 @@ void Controller::sync_dataplane(ServiceRuntime &s) {
 }
 
 void Controller::publish_replicas(ServiceRuntime &s) {
+    // Before its golden snapshot a service is not in the data plane: nothing to say.
+    if (!s.in_dataplane) return;
     std::vector<DpReplica> set;
     for (auto &[id, r] : s.replicas) {
         if (r.record.state != ReplicaState::kReady && r.record.state != ReplicaState::kDraining)
             continue;
-        set.push_back({id, s.record.id, r.record.tap_ifindex,
-                       MacAddress::for_replica(id),
+        set.push_back({id, s.record.id, r.record.tap_ifindex, MacAddress::for_replica(id),
+                       r.tap_mac,
                        r.record.state == ReplicaState::kReady ? DpReplicaState::kReady
                                                               : DpReplicaState::kDraining});
     }
@@ -285,9 +298,12 @@ void Controller::forget_replica(ServiceRuntime &s, ReplicaId rid) {
     auto it = s.replicas.find(rid);
     if (it == s.replicas.end()) return;
     cancel_timers(it->second);
-    auto st = store_.delete_replica(rid);
-    if (!st) spdlog::error("replica {}: deleting: {}", rid, st.error().describe());
+    if (it->second.stored) {
+        auto st = store_.delete_replica(rid);
+        if (!st) spdlog::error("replica {}: deleting: {}", rid, st.error().describe());
+    }
     replica_owner_.erase(rid);
+    replica_ids_.release(rid);
     s.replicas.erase(it);
 }
 
@@ -310,6 +326,11 @@ Status Controller::recover() {
     if (!replicas) return std::move(replicas).error();
 
     for (auto &record : *services) {
+        // Half-written snapshots of a writer that died (a kill -9 mid-snapshot).
+        if (auto n = snapshot::remove_abandoned(config_.layout.service_snapshots(record.spec.name));
+            n && *n > 0)
+            spdlog::info("service {}: removed {} unfinished snapshot directories",
+                         record.spec.name, *n);
         ServiceRuntime s;
         s.record = record;
         s.backoff = Backoff(config_.backoff, record.failure.consecutive_failures);
@@ -338,8 +359,10 @@ Status Controller::recover() {
             continue;
         }
         replica_owner_[r.id] = s->record.id;
+        replica_ids_.reserve(r.id);
         auto &rt = s->replicas[r.id];
         rt.record = r;
+        rt.stored = true;
         if (r.state == ReplicaState::kReady) {
             // Its idle clock restarts now: the data plane's stamps say the rest.
             rt.ready_ns = ports_.scheduler.now_ns();
@@ -370,6 +393,8 @@ Status Controller::recover() {
         persist_state(s);
         sync_dataplane(s);
         publish_replicas(s);
+        std::optional<SnapshotId> from;
+        for (auto &path : restore_chain(s, &from)) ports_.monitors.keep_snapshot(path);
         for (auto &[rid, r] : s.replicas)
             if (r.record.state == ReplicaState::kReady) {
                 ServiceId sid = id;
@@ -415,6 +440,9 @@ Result<ServiceRecord> Controller::create_service(const ServiceSpec &spec) {
     ServiceRuntime s;
     s.record = *created;
     s.backoff = Backoff(config_.backoff);
+    // Created here, not on the wake path.
+    if (auto st = make_dirs(config_.layout.service_logs(spec.name)); !st)
+        spdlog::warn("{}", st.error().describe());
     auto [it, inserted] = services_.emplace(created->id, std::move(s));
     journal(it->second, {}, "created",
             fmt::format("{} on {}:{}/{}", spec.image, spec.vip, spec.port, to_string(spec.protocol)));
@@ -434,7 +462,9 @@ Status Controller::delete_service(const std::string &name) {
         auto st = ports_.monitors.stop(rid);
         if (!st) spdlog::warn("replica {}: stop: {}", rid, st.error().describe());
         replica_owner_.erase(rid);
+        replica_ids_.release(rid);
     }
+    for (auto &snap : s->snapshots) ports_.monitors.release_snapshot(snap.path);
     if (s->in_dataplane) {
         auto st = ports_.dataplane.remove_service(s->record.id);
         if (!st) spdlog::error("data plane: removing {}: {}", name, st.error().describe());
@@ -490,25 +520,26 @@ Result<ServiceRecord> Controller::update_settings(const std::string &name,
 Result<Controller::ReplicaRuntime *> Controller::new_replica(ServiceRuntime &s,
                                                              ReplicaState state, Tap &tap,
                                                              std::optional<SnapshotId> snapshot) {
+    // The id comes from memory, not from the store: its row is written once the
+    // replica runs (after the replay, for a wake), so no disk commit delays a wake.
+    ReplicaId id = replica_ids_.take();
+    if (id == 0)
+        return Error{ENOSPC, "all " + std::to_string(config_.max_replica_id) +
+                                 " replica ids are in use"};
     ReplicaRecord rec;
+    rec.id = id;
     rec.service = s.record.id;
     rec.state = state;
     rec.tap = tap.name;
     rec.tap_ifindex = tap.ifindex;
+    rec.guest_mac = MacAddress::for_replica(id).to_string();
     rec.snapshot = snapshot;
     rec.started_ms = rec.updated_ms = ports_.scheduler.wall_ms();
-    auto id = store_.insert_replica(rec);
-    if (!id) return std::move(id).error();
-    rec.id = *id;
-    // The MAC follows from the id; it is persisted with the monitor's identity
-    // after launch (one commit less before the monitor starts).
-    rec.guest_mac = MacAddress::for_replica(rec.id).to_string();
-    replica_owner_[rec.id] = s.record.id;
-    auto &rt = s.replicas[rec.id];
+    replica_owner_[id] = s.record.id;
+    auto &rt = s.replicas[id];
     rt.record = rec;
+    rt.tap_mac = tap.mac;
     rt.launched_ns = ports_.scheduler.now_ns();
-    if (auto st = make_dirs(config_.layout.service_logs(s.record.spec.name)); !st)
-        spdlog::warn("{}", st.error().describe());
     return &rt;
 }
 
@@ -531,9 +562,11 @@ Status Controller::launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchR
     if (!handle) return std::move(handle).error();
     rt.record.monitor_pid = handle->pid;
     rt.record.control_socket = handle->control_socket;
-    // The monitor is restoring in parallel from here on.
-    persist_replica(rt);
-    prune_console_logs(s);
+    // A restore is recorded once it runs (replica_ready), after the replay.
+    if (mode == LaunchRequest::Mode::kBoot) {
+        persist_replica(rt);
+        prune_console_logs(s);
+    }
     return {};
 }
 
@@ -564,6 +597,7 @@ void Controller::golden_written(ServiceRuntime &s, ReplicaRuntime &r, const Moni
         return fail(s, "snapshot", "store: " + snap.error().describe());
     }
     s.snapshots.push_back(*snap);
+    ports_.monitors.keep_snapshot(snap->path);
     // The booted instance does not serve: every wake restores the golden snapshot,
     // so the first request sees exactly what every later one sees.
     stop_replica(s, r);
@@ -578,6 +612,14 @@ void Controller::golden_written(ServiceRuntime &s, ReplicaRuntime &r, const Moni
 }
 
 // ---- wake ---------------------------------------------------------------------------
+//
+// The wake path is the product: from the SYN's capture to its replay nothing here
+// writes to disk, forks, or walks every service. Bookkeeping (store rows, journal,
+// console-log pruning) happens after the replay.
+
+ReplayTarget Controller::replay_target(const ReplicaRuntime &r) const {
+    return {r.record.tap_ifindex, MacAddress::for_replica(r.record.id), r.tap_mac};
+}
 
 void Controller::on_dataplane_event(const DpEvent &ev) {
     auto *s = find(ev.service);
@@ -585,13 +627,12 @@ void Controller::on_dataplane_event(const DpEvent &ev) {
         events_ignored_.inc();
         return;
     }
-    BufferedFrame frame{ev.timestamp_ns, ev.frame};
     switch (s->record.state) {
         case ServiceState::kRunning: {
             // The frame raced the READY flip: hand it to a ready replica directly.
             for (auto &[rid, r] : s->replicas) {
                 if (r.record.state != ReplicaState::kReady) continue;
-                auto st = ports_.injector.inject(r.record.tap_ifindex, {frame.bytes});
+                auto st = ports_.injector.inject(replay_target(r), {ev.packet});
                 if (st) frames_replayed_.inc();
                 else spdlog::warn("replica {}: replay: {}", rid, st.error().describe());
                 return;
@@ -607,7 +648,11 @@ void Controller::on_dataplane_event(const DpEvent &ev) {
             events_ignored_.inc();
             return;
     }
-    if (s->wake.add(std::move(frame))) frames_buffered_.inc();
+    if (s->wake.frames() == 0 && s->wake_trace.consumed_ns == 0) {
+        s->wake_trace = {};
+        s->wake_trace.consumed_ns = ports_.scheduler.now_ns();
+    }
+    if (s->wake.add({ev.timestamp_ns, ev.packet})) frames_buffered_.inc();
     else frames_dropped_.inc();
 
     switch (s->record.state) {
@@ -631,71 +676,120 @@ void Controller::start_restore(ServiceRuntime &s) {
     if (!tap) return fail(s, "restore", "tap: " + tap.error().describe());
     int ifindex = tap->ifindex;
     auto r = new_replica(s, ReplicaState::kRestoring, *tap, from);
-    if (!r) return fail(s, "restore", "store: " + r.error().describe());
+    if (!r) return fail(s, "restore", r.error().describe());
     ReplicaRuntime &rt = **r;
     ReplicaId rid = rt.record.id;
-    if (auto st = ports_.dataplane.attach_tap(ifindex, rid); !st) {
-        forget_replica(s, rid);
-        return fail(s, "restore", "data plane: " + st.error().describe());
+    rt.restored_from = chain.back();
+    // Pooled taps come with their return path attached.
+    if (!tap->prepared) {
+        if (auto st = ports_.dataplane.attach_tap(ifindex, rid); !st) {
+            forget_replica(s, rid);
+            return fail(s, "restore", "data plane: " + st.error().describe());
+        }
     }
 
     if (auto st = launch_replica(s, rt, LaunchRequest::Mode::kRestore, chain, std::move(*tap)); !st) {
         forget_replica(s, rid);
         return fail(s, "restore", "monitor: " + st.error().describe());
     }
+    s.wake_trace.restore_sent_ns = ports_.scheduler.now_ns();
+    s.wake_trace.replica = rid;
     if (s.record.state != ServiceState::kRunning) {
-        set_state(s, ServiceState::kWaking);
+        // Persisted with the outcome (running, or failed): no commit on the wake path.
+        transition(s, ServiceState::kWaking);
         sync_dataplane(s);
     }
     arm_op_timer(s, rt, config_.restore_timeout_ms, "restore");
-    journal(s, rid, "waking",
-            fmt::format("restoring from {} ({} frames buffered)", chain.back(), s.wake.frames()));
 }
 
-void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r) {
+std::vector<DpEvent> Controller::collect_pending_syns(ServiceRuntime &s) {
+    std::vector<DpEvent> others;
+    auto st = ports_.dataplane.drain_events([&](const DpEvent &ev) {
+        if (ev.service != s.record.id) {
+            others.push_back(ev);
+            return;
+        }
+        if (s.wake.add({ev.timestamp_ns, ev.packet})) frames_buffered_.inc();
+        else frames_dropped_.inc();
+    });
+    if (!st) spdlog::error("data plane events: {}", st.error().describe());
+    return others;
+}
+
+void Controller::replay(ServiceRuntime &s, ReplicaRuntime &r,
+                        std::vector<std::vector<uint8_t>> packets) {
+    if (packets.empty()) return;
+    auto st = ports_.injector.inject(replay_target(r), packets);
+    if (st) frames_replayed_.inc(packets.size());
+    else spdlog::warn("service {} replica {}: replaying {} frames: {} (clients will retransmit)",
+                      s.record.spec.name, r.record.id, packets.size(), st.error().describe());
+}
+
+void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &ev) {
     ports_.scheduler.cancel(r.op_timer);
     r.op_timer = 0;
-    uint64_t now = ports_.scheduler.now_ns();
     r.record.state = ReplicaState::kReady;
-    r.record.ready_ms = ports_.scheduler.wall_ms();
-    r.ready_ns = now;
 
     // Order matters: the replica is READY in the maps before the service flips, and
-    // both before the replay, so the client's next packets take the fast path. The
-    // store is written after the replay: disk commits stay off the wake path.
+    // both before the replay, so the client's next packets take the fast path.
     publish_replicas(s);
     bool woke = s.record.state == ServiceState::kWaking;
     if (woke) transition(s, ServiceState::kRunning);
     sync_dataplane(s);
+    uint64_t now = ports_.scheduler.now_ns();  // READY in the maps
+    r.record.ready_ms = ports_.scheduler.wall_ms();
+    r.ready_ns = now;
+    // SYNs captured before the flip may still sit in the ring buffer: take them
+    // now, or they would wait for the next loop turn.
+    std::vector<DpEvent> other_services = collect_pending_syns(s);
 
+    WakeTrace &trace = s.wake_trace;
     uint64_t first_ns = s.wake.first_captured_ns();
-    auto frames = s.wake.take();
-    if (!frames.empty()) {
-        std::vector<std::vector<uint8_t>> bytes;
-        bytes.reserve(frames.size());
-        for (auto &f : frames) bytes.push_back(std::move(f.bytes));
-        auto st = ports_.injector.inject(r.record.tap_ifindex, bytes);
-        if (st) frames_replayed_.inc(bytes.size());
-        else spdlog::warn("replica {}: replaying {} frames: {} (clients will retransmit)",
-                          r.record.id, bytes.size(), st.error().describe());
-    }
-    persist_replica(r);
-    if (woke) persist_state(s);
+    std::vector<std::vector<uint8_t>> packets;
+    packets.reserve(s.wake.frames());
+    for (auto &f : s.wake.take()) packets.push_back(std::move(f.bytes));
+    size_t replayed = packets.size();
+    replay(s, r, std::move(packets));
+    uint64_t replayed_ns = ports_.scheduler.now_ns();
+
+    // ---- off the wake path from here ----
     restore_latency_.observe(ns_to_s(now - r.launched_ns));
     std::string latency;
     if (first_ns && now >= first_ns) {
+        trace.syn_ns = first_ns;
+        trace.monitor_command_ns = ev.command_ns;
+        trace.guest_entry_ns = ev.guest_ns;
+        trace.ready_ns = now;
+        trace.replayed_ns = replayed_ns;
+        trace.frames = static_cast<uint32_t>(replayed);
+        trace.replica = r.record.id;
+        s.last_wake = trace;
         wake_latency_.observe(ns_to_s(now - first_ns));
         wakes_.with({{"service", s.record.spec.name}}).inc();
         ++s.wakes;
         s.last_wake_latency_ms = ns_to_ms(now - first_ns);
         latency = fmt::format(", {:.3f} ms after the first SYN", s.last_wake_latency_ms);
     }
-    journal(s, r.record.id, "ready",
-            fmt::format("replica ready in {:.3f} ms{}; {} frames replayed",
-                        ns_to_ms(now - r.launched_ns), latency, frames.size()));
-
+    trace = {};
     ServiceId sid = s.record.id;
     ReplicaId rid = r.record.id;
+    // The store and the journal catch up a little later, once the guest has had the
+    // cores to itself: no disk write delays a wake.
+    std::vector<std::pair<std::string, std::string>> lines = {
+        {"waking", "restoring from " + r.restored_from},
+        {"ready", fmt::format("replica running {:.3f} ms after the restore began{}; {} frames "
+                              "replayed",
+                              ns_to_ms(now - r.launched_ns), latency, replayed)}};
+    ports_.scheduler.schedule_after_ms(config_.bookkeeping_delay_ms, [this, sid, rid, lines] {
+        auto *svc = find(sid);
+        if (!svc) return;
+        for (auto &[kind, message] : lines) journal(*svc, rid, kind.c_str(), message);
+        auto it = svc->replicas.find(rid);
+        if (it != svc->replicas.end()) persist_replica(it->second);
+        persist_state(*svc);
+        prune_console_logs(*svc);
+    });
+
     r.op_timer = ports_.scheduler.schedule_after_ms(config_.healthy_after_ms, [this, sid, rid] {
         ServiceRuntime *svc = nullptr;
         auto *rep = find_replica(rid, &svc);
@@ -712,6 +806,7 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r) {
     r.idle_timer = ports_.scheduler.schedule_after_ms(s.record.spec.idle_timeout_ms,
                                                       [this, sid, rid] { check_idle(sid, rid); });
     if (ready_replicas(s) < s.record.spec.min_replicas) start_restore(s);
+    for (auto &other : other_services) on_dataplane_event(other);
 }
 
 // ---- idle -----------------------------------------------------------------------------
@@ -791,11 +886,16 @@ void Controller::stateful_written(ServiceRuntime &s, ReplicaRuntime &r, const Mo
                 keep.push_back(old);
                 continue;
             }
+            // The store sets their rows' reference to NULL; so must we.
+            for (auto &[rid, rep] : s.replicas)
+                if (rep.record.snapshot == old.id) rep.record.snapshot.reset();
             (void)store_.delete_snapshot(old.id);
+            ports_.monitors.release_snapshot(old.path);
             remove_tree_logged(old.path);
         }
         keep.push_back(*snap);
         s.snapshots = std::move(keep);
+        ports_.monitors.keep_snapshot(snap->path);
         journal(s, r.record.id, "snapshot",
                 fmt::format("{} snapshot written: {}", to_string(ev.snapshot_kind), ev.snapshot_dir));
     } else {
@@ -857,7 +957,14 @@ void Controller::on_monitor_event(const MonitorEvent &ev) {
             return;
         }
         case MonitorEvent::Type::kRunning:
-            if (r->record.state == ReplicaState::kRestoring) replica_ready(*s, *r);
+            if (r->record.state == ReplicaState::kRestoring) replica_ready(*s, *r, ev);
+            return;
+        case MonitorEvent::Type::kFirstHypercall:
+            // Usually after the replay (the guest runs in parallel with it).
+            if (s->last_wake.replica == ev.replica && s->last_wake.first_hypercall_ns == 0)
+                s->last_wake.first_hypercall_ns = ev.guest_ns;
+            else if (s->wake_trace.replica == ev.replica)
+                s->wake_trace.first_hypercall_ns = ev.guest_ns;
             return;
         case MonitorEvent::Type::kSnapshotWritten:
             if (r->record.state != ReplicaState::kSnapshotting) return;

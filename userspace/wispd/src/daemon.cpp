@@ -25,6 +25,10 @@ Daemon::~Daemon() {
     api_.reset();
     relay_.target = nullptr;
     controller_.reset();
+    // The worker's jobs use the pools: join it before they go.
+    worker_.reset();
+    monitors_.reset();
+    taps_.reset();
 }
 
 void Daemon::Relay::on_monitor_event(const MonitorEvent &event) {
@@ -41,6 +45,7 @@ Status Daemon::create_loop() {
     started_ms_ = loop_->wall_ms();
     // A client that hangs up mid-response must not kill the daemon.
     signal(SIGPIPE, SIG_IGN);
+    worker_ = std::make_unique<BackgroundWorker>();
     return {};
 }
 

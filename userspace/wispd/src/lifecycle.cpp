@@ -34,6 +34,40 @@ uint64_t Backoff::record_failure() {
     return delay_ms_after(failures_);
 }
 
+uint32_t IdAllocator::take() {
+    if (!released_.empty()) {
+        uint32_t id = *released_.begin();
+        released_.erase(released_.begin());
+        return id;
+    }
+    if (next_ > last_) return 0;
+    return next_++;
+}
+
+void IdAllocator::reserve(uint32_t id) {
+    if (id == 0 || id > last_) return;
+    if (id < next_) {
+        released_.erase(id);
+        return;
+    }
+    for (uint32_t free = next_; free < id; ++free) released_.insert(free);
+    next_ = id + 1;
+}
+
+void IdAllocator::release(uint32_t id) {
+    if (id == 0 || id >= next_) return;
+    released_.insert(id);
+    // Keep the set small: a free tail goes back to next_.
+    while (next_ > 1 && released_.count(next_ - 1)) {
+        released_.erase(next_ - 1);
+        --next_;
+    }
+}
+
+bool IdAllocator::in_use(uint32_t id) const {
+    return id != 0 && id < next_ && !released_.count(id);
+}
+
 bool WakeBuffer::add(BufferedFrame frame) {
     if (frames_.empty() && first_ns_ == 0) first_ns_ = frame.captured_ns;
     if (frames_.size() >= kMaxFrames || bytes_ + frame.bytes.size() > kMaxBytes) {

@@ -93,6 +93,13 @@ Status check_directory(const std::string &path, const std::string &what) {
     return {};
 }
 
+Status check_monitor_binary(const std::string &path) {
+    if (access(path.c_str(), X_OK) != 0)
+        return Error{errno, "monitor binary " + path + " is not executable (set monitor_binary, "
+                            "or install wisp-vmm next to wispd)"};
+    return {};
+}
+
 Status run_preflight(const Options &o) {
     std::vector<Status> results = {
         check_root(),
@@ -101,6 +108,7 @@ Status run_preflight(const Options &o) {
         check_btf(),
         check_bpffs(o.bpffs_root),
         check_uplink(o.uplink),
+        check_monitor_binary(monitor_binary_path(o)),
         check_directory(o.state_dir, "state directory"),
         check_directory(o.runtime_dir, "runtime directory"),
     };

@@ -64,6 +64,7 @@ private:
 // JSON shapes shared with the CLI's tests.
 nlohmann::json service_json(const ServiceView &view, bool detailed);
 nlohmann::json replica_json(const ReplicaRecord &replica, const std::string &service);
+nlohmann::json wake_trace_json(const WakeTrace &trace);
 nlohmann::json event_json(const EventRecord &event);
 // {"error": {"status", "code", "field"?, "message"}}
 ApiResponse error_response(int status, const std::string &code, const std::string &message,

@@ -32,6 +32,8 @@ namespace wisp::wispd {
 
 struct ControllerConfig {
     Layout layout;
+    // Replica ids 1 .. max_replica_id (the data plane's replica map has one more slot).
+    uint32_t max_replica_id = 4095;
     uint64_t golden_boot_timeout_ms = 60'000;  // boot -> guest `ready`
     uint64_t restore_timeout_ms = 10'000;      // restore -> running
     uint64_t snapshot_timeout_ms = 60'000;
@@ -41,6 +43,9 @@ struct ControllerConfig {
     uint64_t healthy_after_ms = 10'000;
     Backoff::Policy backoff;
     size_t console_logs_kept = 20;  // per service
+    // After a wake, the store rows and journal lines are written this much later,
+    // not while the guest runs into its first pages on a small host's cores.
+    uint64_t bookkeeping_delay_ms = 5;
 };
 
 struct Ports {
@@ -49,6 +54,21 @@ struct Ports {
     TapFactory &taps;
     FrameInjector &injector;
     Scheduler &scheduler;
+};
+
+// Where the time of one wake went: CLOCK_MONOTONIC ns stamps of the data plane,
+// wispd and the monitor (all the same clock); 0 = not reached (yet).
+struct WakeTrace {
+    uint64_t syn_ns = 0;              // the data plane captured the first SYN
+    uint64_t consumed_ns = 0;         // wispd took it from the ring buffer
+    uint64_t restore_sent_ns = 0;     // the restore command went to a pre-forked monitor
+    uint64_t monitor_command_ns = 0;  // the monitor read the command
+    uint64_t guest_entry_ns = 0;      // the monitor entered the restored guest
+    uint64_t ready_ns = 0;            // replica and service READY in the maps
+    uint64_t replayed_ns = 0;         // the buffered SYNs are in the tap
+    uint64_t first_hypercall_ns = 0;  // the guest's first hypercall after the restore
+    uint32_t frames = 0;              // SYNs replayed
+    ReplicaId replica = 0;
 };
 
 // What the API shows about one service.
@@ -61,6 +81,7 @@ struct ServiceView {
     bool restore_in_flight = false;
     uint64_t wakes = 0;
     double last_wake_latency_ms = -1;  // -1: no wake yet
+    WakeTrace last_wake;
 };
 
 class Controller final : public MonitorEventSink {
@@ -98,6 +119,9 @@ private:
         Scheduler::TimerId idle_timer = 0;
         uint64_t launched_ns = 0;
         uint64_t ready_ns = 0;
+        MacAddress tap_mac;        // zero for replicas adopted after a restart
+        bool stored = false;       // its row exists (a restore writes it after the replay)
+        std::string restored_from;  // snapshot directory, for the journal
     };
     struct ServiceRuntime {
         ServiceRecord record;
@@ -110,6 +134,8 @@ private:
         bool wake_pending = false;  // a wake arrived while draining or failed
         uint64_t wakes = 0;
         double last_wake_latency_ms = -1;
+        WakeTrace wake_trace;  // the wake in flight
+        WakeTrace last_wake;
     };
 
     ServiceRuntime *find(ServiceId id);
@@ -135,7 +161,12 @@ private:
     // Hands the replica to a monitor and records the monitor's identity.
     Status launch_replica(ServiceRuntime &s, ReplicaRuntime &rt, LaunchRequest::Mode mode,
                           std::vector<std::string> snapshots, Tap tap);
-    void replica_ready(ServiceRuntime &s, ReplicaRuntime &r);
+    void replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &event);
+    // Takes the ring buffer's pending records: this service's frames join its wake
+    // buffer, the others are returned for later.
+    std::vector<DpEvent> collect_pending_syns(ServiceRuntime &s);
+    void replay(ServiceRuntime &s, ReplicaRuntime &r, std::vector<std::vector<uint8_t>> packets);
+    ReplayTarget replay_target(const ReplicaRuntime &r) const;
     void check_idle(ServiceId sid, ReplicaId rid);
     void drain_replica(ServiceRuntime &s, ReplicaRuntime &r);
     void stop_replica(ServiceRuntime &s, ReplicaRuntime &r);
@@ -164,6 +195,7 @@ private:
     ControllerConfig config_;
     std::map<ServiceId, ServiceRuntime> services_;
     std::unordered_map<ReplicaId, ServiceId> replica_owner_;
+    IdAllocator replica_ids_;
 
     // Metrics owned by the controller (stable references into the registry).
     CounterFamily &wakes_;

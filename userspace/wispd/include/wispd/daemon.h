@@ -10,6 +10,7 @@
 #include "wisp/unique_fd.h"
 #include "wispd/api.h"
 #include "wispd/api_server.h"
+#include "wispd/background.h"
 #include "wispd/controller.h"
 #include "wispd/event_loop.h"
 #include "wispd/metrics.h"
@@ -28,7 +29,9 @@ public:
     Daemon &operator=(const Daemon &) = delete;
 
     // --- init steps, in order -------------------------------------------------------
-    // Blocks SIGTERM/SIGINT/SIGHUP and creates the epoll loop (no thread exists yet).
+    // Blocks SIGTERM/SIGINT/SIGHUP and creates the epoll loop (no thread exists yet),
+    // then the background worker that refills the pools (its thread inherits the
+    // blocked signals).
     Status create_loop();
     // Creates the state and runtime directories and takes an exclusive lock on the
     // state directory: two wispd on one state directory would corrupt it.
@@ -51,6 +54,7 @@ public:
     void shutdown();
 
     EventLoop &loop() { return *loop_; }
+    BackgroundWorker &worker() { return *worker_; }
     MonitorEventSink &monitor_events() { return relay_; }
     const Options &options() const { return options_; }
 
@@ -69,6 +73,7 @@ private:
     Options options_;
     Layout layout_;
     std::unique_ptr<EventLoop> loop_;
+    std::unique_ptr<BackgroundWorker> worker_;
     UniqueFd lock_fd_;
     std::unique_ptr<Store> store_;
     MetricsRegistry metrics_;

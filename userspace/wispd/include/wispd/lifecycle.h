@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <vector>
 
 #include "wispd/types.h"
@@ -46,10 +47,31 @@ private:
     uint32_t failures_ = 0;
 };
 
-// A frame captured by the data plane while its service was at zero.
+// Small integer ids handed out smallest-first and reused after release, in
+// O(log n): the data plane indexes fixed-size arrays with them, and a wake must not
+// wait for the store to pick one.
+class IdAllocator {
+public:
+    // Ids first .. last, inclusive.
+    IdAllocator(uint32_t first, uint32_t last) : next_(first), last_(last) {}
+    // The smallest free id, or 0 when every id is in use.
+    uint32_t take();
+    // Marks an id as in use (recovered from the store). Ids out of range are ignored.
+    void reserve(uint32_t id);
+    // Frees an id taken or reserved before; others are ignored.
+    void release(uint32_t id);
+    bool in_use(uint32_t id) const;
+
+private:
+    std::set<uint32_t> released_;  // free ids below next_
+    uint32_t next_;                // every id >= next_ is free
+    uint32_t last_;
+};
+
+// A packet captured by the data plane while its service was at zero.
 struct BufferedFrame {
     uint64_t captured_ns = 0;  // the data plane's timestamp (CLOCK_MONOTONIC)
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;  // the IP packet
 };
 
 // The SYNs (or first datagrams) of one service waiting for a replica. Bounded in

@@ -3,10 +3,10 @@
 // the implementations; docs/operations.md ("Integration seams") lists which real
 // implementation fills which port.
 //
-//   DataPlane       BPF maps + ring buffer + TC on taps      (userspace/dataplane/)
-//   MonitorPool     pre-forked wisp-vmm processes             (vmm/, snapshot/)
-//   TapFactory      tap devices for replicas                  (tap.h: TunTapFactory)
-//   FrameInjector   replays buffered SYNs into a tap          (packet_injector.h)
+//   DataPlane       BPF maps + ring buffer + TC on taps      (dataplane_adapter.h)
+//   MonitorPool     pre-forked wisp-vmm processes             (monitor_pool.h)
+//   TapFactory      tap devices for replicas                  (taps.h: PreparedTapPool)
+//   FrameInjector   replays buffered SYNs into a tap          (taps.h: PacketSocketInjector)
 //   Scheduler       time and timers                           (event_loop.h: EventLoop)
 //
 // Every call happens on the loop thread. Calls that start something slow (boot,
@@ -78,17 +78,23 @@ struct DpReplica {
     ServiceId service = 0;
     int tap_ifindex = 0;
     MacAddress guest_mac;
+    // The tap's own MAC: the source of frames the data plane forwards to the guest.
+    // All zero: the adapter reads it from the interface (replicas adopted after a
+    // restart, whose tap MAC is not recorded).
+    MacAddress tap_mac;
     DpReplicaState state = DpReplicaState::kReady;
 };
 
-// A record from the `wisp_events` ring buffer.
+// A record from the `wisp_events` ring buffer: a new flow to a service at zero.
 struct DpEvent {
     enum class Type : uint8_t { kWake, kBuffered };
     Type type = Type::kWake;
     ServiceId service = 0;
     uint64_t timestamp_ns = 0;  // bpf_ktime_get_ns() when the frame arrived
-    uint32_t original_length = 0;
-    std::vector<uint8_t> frame;  // the captured bytes (may be shorter than original)
+    // The IP packet of the captured frame (its Ethernet header and VLAN tag are
+    // gone: a replay addresses it to the guest anew). Always complete: the adapter
+    // drops truncated captures, which could not be replayed.
+    std::vector<uint8_t> packet;
 };
 
 // A data-plane statistic for /metrics (e.g. {"forwarded", 1234}).
@@ -108,10 +114,12 @@ public:
     // Replaces the service's replica set. Replicas not listed leave the selection;
     // READY ones take new flows; DRAINING ones keep their existing flows only.
     virtual Status set_replicas(ServiceId id, const std::vector<DpReplica> &replicas) = 0;
-    // Attaches the return-path program (TC ingress) to a replica's fresh tap.
+    // Attaches the return-path program (TC ingress) to a replica's fresh tap. Cheap
+    // when the tap was prepared already (pooled taps are attached ahead of time).
     virtual Status attach_tap(int ifindex, ReplicaId replica) = 0;
-    // Newest packet seen for the replica in either direction (CLOCK_MONOTONIC ns);
-    // 0 if none yet.
+    // Newest packet seen for the replica in either direction (CLOCK_MONOTONIC ns;
+    // the data plane's stamps are coarse: the adapter centres them on the tick they
+    // fall in); 0 if none yet.
     virtual Result<uint64_t> last_activity_ns(ReplicaId replica) = 0;
     // Service ids present in the (pinned) maps: start-up reconciliation removes
     // the ones the store no longer knows.
@@ -132,6 +140,8 @@ struct Tap {
     std::string name;
     int ifindex = 0;
     UniqueFd fd;
+    MacAddress mac;         // the host side's MAC: the guest's gateway
+    bool prepared = false;  // the return path (TC program) is attached already
 };
 
 class TapFactory {
@@ -154,7 +164,7 @@ struct LaunchRequest {
     std::string cmdline;
     Tap tap;                             // handed to the monitor (SCM_RIGHTS)
     MacAddress guest_mac;
-    std::string vip;
+    std::string vip;                     // the guest's address (its gateway is the tap)
     std::string console_log;             // file the monitor appends the console to
 };
 
@@ -172,10 +182,13 @@ struct SnapshotRequest {
 struct MonitorEvent {
     enum class Type : uint8_t {
         kGuestReady,       // a freshly booted guest called `ready` (init done)
-        kRunning,          // a restored guest runs (its first poll after restore)
+        kRunning,          // a restored guest is about to run: frames written into its
+                           // tap now are what its first poll reads
+        kFirstHypercall,   // a restored guest made its first hypercall (timing only)
         kSnapshotWritten,  // `dir` is complete and renamed into place
         kSnapshotFailed,
-        kExited,           // the monitor is gone (stopped, crashed, killed)
+        kExited,           // the monitor is gone (stopped, crashed, killed), or it
+                           // refused the boot/restore (it is being stopped)
     };
     Type type = Type::kExited;
     ReplicaId replica = 0;
@@ -183,6 +196,11 @@ struct MonitorEvent {
     int exit_status = 0;
     SnapshotKind snapshot_kind = SnapshotKind::kGolden;  // kSnapshotWritten: what was written
     std::string snapshot_dir;                             // kSnapshotWritten
+    // The monitor's own CLOCK_MONOTONIC stamps (0 when unknown): kRunning: when it
+    // read the restore command and when the guest was entered; kFirstHypercall:
+    // the guest's first hypercall.
+    uint64_t command_ns = 0;
+    uint64_t guest_ns = 0;
 };
 
 class MonitorEventSink {
@@ -207,16 +225,29 @@ public:
     virtual std::vector<ReplicaId> adopt(const std::vector<ReplicaRecord> &known) = 0;
     // Pre-forked monitors waiting for work (for status and metrics).
     virtual size_t idle_monitors() const = 0;
+    // A snapshot future wakes restore: open its files now and warm the page cache,
+    // so the wake itself opens and reads nothing.
+    virtual void keep_snapshot(const std::string &dir) = 0;
+    // The snapshot directory is about to be deleted: drop what was kept open for it.
+    virtual void release_snapshot(const std::string &dir) = 0;
 };
 
 // ---- replaying buffered frames --------------------------------------------------
 
+// Where replayed packets go: the replica's tap, addressed like the data plane
+// addresses forwarded frames (from the tap's MAC to the guest's).
+struct ReplayTarget {
+    int tap_ifindex = 0;
+    MacAddress guest_mac;
+    MacAddress tap_mac;
+};
+
 class FrameInjector {
 public:
     virtual ~FrameInjector() = default;
-    // Sends the frames, in order, into the tap so that the guest reads them as if
-    // they had been forwarded by the data plane.
-    virtual Status inject(int tap_ifindex, const std::vector<std::vector<uint8_t>> &frames) = 0;
+    // Sends the IP packets, in order, into the tap, each behind an Ethernet header
+    // for `to`, so that the guest reads them as if the data plane had forwarded them.
+    virtual Status inject(const ReplayTarget &to, const std::vector<std::vector<uint8_t>> &packets) = 0;
 };
 
 }  // namespace wisp::wispd

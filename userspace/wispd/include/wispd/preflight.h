@@ -26,6 +26,8 @@ Status check_btf(const std::string &path = "/sys/kernel/btf/vmlinux");
 Status check_tun(const std::string &path = "/dev/net/tun");
 // The uplink exists and is up.
 Status check_uplink(const std::string &name);
+// The monitor executable (wisp-vmm) exists and may be run.
+Status check_monitor_binary(const std::string &path);
 // `path` exists as a directory (or can be created) and is writable by us.
 Status check_directory(const std::string &path, const std::string &what);
 
