@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds and runs the density benchmark (root, /dev/kvm, BPF; ~5 minutes with the
+# default counts) and prints its table.
+#   tools/bench/scale/density.sh [--standby N] [--running N] [--burst N] [--pool N] [--quick]
+# Defaults: 10,000 standby, 1,000 running, bursts of 300 wakes, 32 pre-forked monitors.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+BUILD=${WISP_BUILD_DIR:-build}
+cmake -S . -B "$BUILD" -G Ninja >/dev/null
+cmake --build "$BUILD" --target wisp-bench-density >/dev/null
+# At the niceness the systemd unit gives wispd (Nice=-10), like tools/bench/wake.
+exec nice -n "${WISP_BENCH_NICE:--10}" "$BUILD/bin/wisp-bench-density" "$@"
