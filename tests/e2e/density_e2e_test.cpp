@@ -149,12 +149,13 @@ TEST_F(DensityE2E, TwoHundredServicesFiftyRunningAtOnceThenAllBackToZero) {
     for (int i = 0; i < kRunning; ++i)
         urls += " http://" + vip_of(i) + ":" + std::to_string(kPort) + "/";
     auto r = run_shell("ip netns exec " + net_->ns.name() + " sh -c 'for u in" + urls +
-                           "; do curl -s -m 20 -w \" %{http_code}\\n\" $u & done; wait'",
+                           "; do curl -s -m 20 -o /dev/null -w \"%{http_code}/%{size_download}\\n\" $u & done; wait'",
                        60);
+    // One line per curl (a single write each): status and body size of
+    // "hello from wisp\n".
     std::istringstream in(r.output);
     int ok = 0;
-    for (std::string line; std::getline(in, line);)
-        ok += line == "hello from wisp 200";
+    for (std::string line; std::getline(in, line);) ok += line == "200/16";
     EXPECT_EQ(ok, kRunning) << r.output;
 
     // All 50 at once, the other 150 at zero; wispd healthy and listing all 200.
