@@ -243,9 +243,9 @@ class Wispd {
 public:
     Wispd(const ClientNetwork &net, const std::string &root, const std::string &bpffs, int pool)
         : process_({root, net.veth.host(), bpffs + "/wisp",
-                    {"--monitor-pool-size", std::to_string(pool), "--max-services", "16384",
-                     "--log-level", "warn"},
-                    {}}),
+                    {"--monitor-pool-size", std::to_string(pool), "--max-services", "16384"},
+                    {},
+                    "warn"}),
           pins_(bpffs + "/wisp"),
           api_(process_.socket()) {
         if (!process_.start()) throw Failure("wispd did not start:\n" + process_.log());
@@ -536,7 +536,11 @@ int main(int argc, char **argv) {
     }
     // Like the systemd unit's LimitNOFILE: wispd inherits it and raises its soft limit.
     rlimit lim{1u << 20, 1u << 20};
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) std::fprintf(stderr, "density: RLIMIT_NOFILE stays\n");
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        getrlimit(RLIMIT_NOFILE, &lim);
+        std::printf("hard RLIMIT_NOFILE stays at %llu (no CAP_SYS_RESOURCE)\n",
+                    static_cast<unsigned long long>(lim.rlim_max));
+    }
     signal(SIGPIPE, SIG_IGN);
     // Ctrl-C and SIGTERM are taken by a thread: the run unwinds and cleans up.
     sigset_t set;
