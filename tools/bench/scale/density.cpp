@@ -254,6 +254,10 @@ public:
         api_.set_keep_alive(true);
     }
     ~Wispd() {
+        if (std::uncaught_exceptions() > 0) {
+            std::ofstream("/tmp/wisp-bench-density-wispd.log") << process_.log();
+            std::fprintf(stderr, "density: wispd's log: /tmp/wisp-bench-density-wispd.log\n");
+        }
         process_.stop(SIGTERM, 20);
         process_.kill_monitors();
     }
@@ -355,7 +359,7 @@ std::vector<double> probe_wakes(Wispd &w, const ClientNetwork &net, int n) {
 const char *verdict(bool ok) { return ok ? "met" : "MISSED"; }
 
 struct Args {
-    int standby = 10'000, running = 1'000, burst = 300, wakes = 100, pool = 32;
+    int standby = 10'000, running = 1'000, burst = 300, wakes = 100, pool = 320;
 };
 
 int run_benchmark(const Args &a) {
@@ -395,12 +399,13 @@ int run_benchmark(const Args &a) {
         if ((i + 1) % 1000 == 0) std::printf("    %d\n", i + 1);
     }
     double create_s = static_cast<double>(now_ns() - c0) / 1e9;
+    Footprint fN = footprint(w);  // before the list below (a 10,000-entry JSON answer)
     json services = w.get("/v1/services")["services"];
     size_t standby = 0;
     for (auto &s : services) standby += s.value("state", "") == "standby";
     if (standby != static_cast<size_t>(a.standby))
         throw Failure(std::to_string(standby) + " of " + std::to_string(a.standby) + " in standby");
-    Footprint fN = footprint(w);
+    double rss_after_list = proc_kib(w.pid(), "status", "VmRSS:") / 1024;
     std::printf("    measuring %d wakes with %d registered ...\n", a.wakes, a.standby);
     std::vector<double> wakeN = probe_wakes(w, net, a.wakes);
 
@@ -470,6 +475,8 @@ int run_benchmark(const Args &a) {
     std::printf("  %-58s %12.0f\n", "creates per second through the API", extra / create_s);
     std::printf(" %d services in standby (baseline: %d services)\n", a.standby, kProbes);
     row("wispd RSS, MiB", fN.rss_mib, f10.rss_mib);
+    std::printf("  %-58s %12.2f\n", "wispd RSS after listing all of them once (GET /v1/services)",
+                rss_after_list);
     row("data-plane maps (memlock of every pinned map), MiB", fN.maps_mib, f10.maps_mib);
     row("wisp_services map, KiB", fN.services_map_kib, f10.services_map_kib);
     row("wake p50 (SYN -> full response from zero)", wN, w10);
@@ -530,6 +537,7 @@ int main(int argc, char **argv) {
         }
     }
     a.standby = std::max(a.standby, kProbes + a.running + a.burst);
+    setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines show up in a log file too
     if (geteuid() != 0) {
         std::fprintf(stderr, "density: run as root (namespaces, XDP, KVM)\n");
         return 1;
