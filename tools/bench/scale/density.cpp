@@ -311,6 +311,25 @@ public:
         return out;
     }
 
+    // Waits (bounded) until the pre-forked pool is full again: phases start from the
+    // same state, and the idle-CPU window does not count refill spawns.
+    void wait_pool_full(int pool, double timeout_s) {
+        double deadline = monotonic_seconds() + timeout_s;
+        while (monotonic_seconds() < deadline) {
+            check_interrupt();
+            auto res = api_.Get("/metrics");
+            if (res) {
+                std::istringstream in(res->body);
+                for (std::string line; std::getline(in, line);)
+                    if (line.rfind("wisp_monitors_idle ", 0) == 0 &&
+                        std::stod(line.substr(19)) >= pool)
+                        return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        std::printf("    (the pool did not refill to %d within %.0f s)\n", pool, timeout_s);
+    }
+
     std::vector<pid_t> replica_monitors() {
         std::vector<pid_t> out;
         json r = get("/v1/replicas");
@@ -384,6 +403,7 @@ int run_benchmark(const Args &a) {
     double golden_ms = static_cast<double>(now_ns() - t0) / 1e6 + boot_ms;
     std::vector<double> shared_ms;
     for (int i = 1; i < kProbes; ++i) shared_ms.push_back(w.create("p" + std::to_string(i), i, 50));
+    w.wait_pool_full(a.pool, 180);
     std::printf("(a) %d services; measuring %d wakes ...\n", kProbes, a.wakes);
     Footprint f10 = footprint(w);
     std::vector<double> wake10 = probe_wakes(w, net, a.wakes);
@@ -406,12 +426,13 @@ int run_benchmark(const Args &a) {
     if (standby != static_cast<size_t>(a.standby))
         throw Failure(std::to_string(standby) + " of " + std::to_string(a.standby) + " in standby");
     double rss_after_list = proc_kib(w.pid(), "status", "VmRSS:") / 1024;
+    w.wait_pool_full(a.pool, 120);
     std::printf("    measuring %d wakes with %d registered ...\n", a.wakes, a.standby);
     std::vector<double> wakeN = probe_wakes(w, net, a.wakes);
 
     // (c) restores per second: B services at zero woken at once.
     std::printf("(c) %d wakes at once ...\n", a.burst);
-    std::this_thread::sleep_for(std::chrono::seconds(3));  // the pool refilled
+    w.wait_pool_full(a.pool, 120);
     std::vector<std::string> burst_ips;
     for (int i = 0; i < a.burst; ++i) burst_ips.push_back(vip_of(kProbes + a.running + i));
     double span_ms = 0;
@@ -419,6 +440,7 @@ int run_benchmark(const Args &a) {
     double restores_per_s = a.burst / (span_ms / 1000);
 
     // (d) M running at once, woken one after the other.
+    w.wait_pool_full(a.pool, 120);
     std::printf("(d) waking %d services one after the other ...\n", a.running);
     std::vector<double> seq;
     for (int i = 0; i < a.running; ++i) {
@@ -427,7 +449,7 @@ int run_benchmark(const Args &a) {
         if (!t.ok()) throw Failure("s" + std::to_string(i) + ": bad answer: " + t.response.substr(0, 80));
         seq.push_back(t.ms);
     }
-    std::this_thread::sleep_for(std::chrono::seconds(2));  // the pool settles
+    w.wait_pool_full(a.pool, 120);
     auto replicas = w.replica_monitors();
     double monitors_pss = 0, monitors_rss = 0;
     for (pid_t p : replicas) {
