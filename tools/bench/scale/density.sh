@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 BUILD=${WISP_BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja >/dev/null
-cmake --build "$BUILD" --target wisp-bench-density >/dev/null
+if ! out=$(cmake --build "$BUILD" --target wisp-bench-density 2>&1); then
+  printf '%s\n' "$out" >&2
+  exit 1
+fi
 # At the niceness the systemd unit gives wispd (Nice=-10), like tools/bench/wake.
 exec nice -n "${WISP_BENCH_NICE:--10}" "$BUILD/bin/wisp-bench-density" "$@"
