@@ -106,7 +106,7 @@ protected:
     void create(int i) {
         auto r = wispd_->cli({"service", "create", name_of(i), "--image", image_path("hello"), "-p",
                               std::to_string(kPort), "--vip", vip_of(i), "--cmdline",
-                              "port=" + std::to_string(kPort), "--idle-timeout", "10s"});
+                              "port=" + std::to_string(kPort), "--idle-timeout", "20s"});
         ASSERT_EQ(r.exit_code, 0) << name_of(i) << ": " << r.output;
     }
 
@@ -171,7 +171,7 @@ TEST_F(DensityE2E, TwoHundredServicesFiftyRunningAtOnceThenAllBackToZero) {
     ASSERT_TRUE(listed.is_array()) << ls.output.substr(0, 500);
     EXPECT_EQ(listed.size(), static_cast<size_t>(kServices));
 
-    // Idle for 10 s: every one goes back to zero and its monitor exits.
+    // Idle for 20 s: every one goes back to zero and its monitor exits.
     EXPECT_TRUE(wait_until([&] { return count_in("standby") == kServices && replica_count() == 0; },
                            60))
         << json(states()).dump();
