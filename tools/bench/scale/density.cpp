@@ -443,11 +443,22 @@ int run_benchmark(const Args &a) {
     w.wait_pool_full(a.pool, 120);
     std::printf("(d) waking %d services one after the other ...\n", a.running);
     std::vector<double> seq;
+    // wispd's trace of the first 10 and the last 10 of these wakes (us after the SYN).
+    const std::vector<std::string> steps = {"consumed", "restore_sent", "monitor_command",
+                                            "guest_entry", "ready", "replayed"};
+    std::map<std::string, std::vector<double>> early, late;
     for (int i = 0; i < a.running; ++i) {
         check_interrupt();
         Timed t = timed_get(net.tcp_socket(), vip_of(kProbes + i));
         if (!t.ok()) throw Failure("s" + std::to_string(i) + ": bad answer: " + t.response.substr(0, 80));
         seq.push_back(t.ms);
+        if (i < 10 || i >= a.running - 10) {
+            json trace = w.get("/v1/services/s" + std::to_string(i))["last_wake"];
+            auto &into = i < 10 ? early : late;
+            for (auto &s : steps)
+                if (trace.is_object() && trace["us_after_syn"][s].is_number())
+                    into[s].push_back(trace["us_after_syn"][s].get<double>());
+        }
     }
     w.wait_pool_full(a.pool, 120);
     auto replicas = w.replica_monitors();
@@ -512,6 +523,10 @@ int run_benchmark(const Args &a) {
     row("wake of the 1st", seq.front(), seq.front());
     row("wake of the last", seq.back(), seq.front());
     row("wake p50 of the first 10 / of the last 10", pct(last10, 0.5), pct(first10, 0.5));
+    for (auto &s : steps) {
+        std::string what = "  wispd trace: " + s + " (us after the SYN), last 10 / first 10";
+        row(what.c_str(), pct(late[s], 0.5), pct(early[s], 0.5));
+    }
     row("total PSS: running monitors + wispd, MiB", total_pss_mib, 3072);
     row("PSS per running instance, KiB", monitors_pss / static_cast<double>(std::max<size_t>(1, running)),
         monitors_pss / static_cast<double>(std::max<size_t>(1, running)));
