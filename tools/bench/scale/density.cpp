@@ -524,7 +524,7 @@ int run_benchmark(const Args &a) {
     row("wake of the last", seq.back(), seq.front());
     row("wake p50 of the first 10 / of the last 10", pct(last10, 0.5), pct(first10, 0.5));
     for (auto &s : steps) {
-        std::string what = "  wake trace: " + s + " (us after SYN), last 10 / first 10";
+        std::string what = "  trace: " + s + ", us after the SYN, last 10 / first 10";
         row(what.c_str(), pct(late[s], 0.5), pct(early[s], 0.5));
     }
     row("total PSS: running monitors + wispd, MiB", total_pss_mib, 3072);
