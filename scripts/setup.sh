@@ -16,6 +16,8 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev
   libsqlite3-dev libsystemd-dev libseccomp-dev libxxhash-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
+  # wispd: SHA-256 of guest images, to share golden snapshots (docs/density.md)
+  libssl-dev
   # runtime tools used by tests, benchmarks and the demo
   iproute2 xdp-tools curl wrk systemd python3 python3-matplotlib
   # clients on a veth of the same host send partial TCP checksums (TX offload):

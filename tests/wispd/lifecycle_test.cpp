@@ -14,7 +14,8 @@ TEST(Lifecycle, TransitionTableMatchesTheDiagram) {
     const S all[] = {S::kCreating, S::kBooting, S::kSnapshotting, S::kStandby,
                      S::kWaking,   S::kRunning, S::kDraining,     S::kFailed};
     std::set<std::pair<S, S>> allowed = {
-        {S::kCreating, S::kBooting},     {S::kBooting, S::kSnapshotting},
+        {S::kCreating, S::kBooting},     {S::kCreating, S::kStandby},
+        {S::kBooting, S::kSnapshotting},
         {S::kSnapshotting, S::kStandby}, {S::kStandby, S::kWaking},
         {S::kWaking, S::kRunning},       {S::kRunning, S::kDraining},
         {S::kRunning, S::kStandby},      {S::kDraining, S::kStandby},

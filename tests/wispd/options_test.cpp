@@ -102,6 +102,15 @@ TEST(Options, BadLogLevelAndPoolSizeAreRefused) {
               std::string::npos);
 }
 
+TEST(Options, ServiceMapCapacityHoldsTenThousandByDefaultAndIsBounded) {
+    EXPECT_GE(Options{}.max_services, 10'000u);
+    auto cl = parse({"--max-services", "20000"});
+    EXPECT_TRUE(cl.run) << cl.output;
+    EXPECT_EQ(cl.options.max_services, 20'000u);
+    EXPECT_NE(parse({"--max-services", "0"}).output.find("max_services:"), std::string::npos);
+    EXPECT_NE(parse({"--max-services", "2000000"}).output.find("max_services:"), std::string::npos);
+}
+
 TEST(Options, MonitorBinaryDefaultsToWispVmmNextToTheDaemon) {
     Options o;
     auto path = monitor_binary_path(o);

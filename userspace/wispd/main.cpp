@@ -5,6 +5,8 @@
 //   1. options: defaults < --config file < command line
 //   2. logging
 //   3. preflight: root, /dev/kvm, /dev/net/tun, BTF, bpffs, uplink, directories
+//   3b. RLIMIT_NOFILE raised to its hard limit (snapshot files of every service,
+//      a control socket, pidfd and tap per monitor)
 //   4. signals blocked + the epoll loop + the pools' background worker (before any
 //      other thread exists)
 //   5. state directory lock, then the SQLite store (migrated)
@@ -66,6 +68,12 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    // 3b. file descriptors
+    if (auto limit = raise_fd_limit(); !limit)
+        spdlog::warn("{}; staying at the current limit", limit.error().describe());
+    else
+        spdlog::info("file descriptors: up to {}", *limit);
+
     Daemon daemon(options);
     // 4. signals + loop + worker
     if (auto st = daemon.create_loop(); !st) return fail("event loop", st.error());
@@ -73,7 +81,7 @@ int main(int argc, char **argv) {
     if (auto st = daemon.lock_state_dir(); !st) return fail("state directory", st.error());
     if (auto st = daemon.open_store(); !st) return fail("state store", st.error());
     // 6. data plane
-    auto dataplane = BpfDataPlane::open({options.bpffs_root, options.uplink});
+    auto dataplane = BpfDataPlane::open({options.bpffs_root, options.uplink, options.max_services});
     if (!dataplane) return fail("data plane", dataplane.error());
     BpfDataPlane *dp = dataplane->get();
     std::string dp_description = dp->description();

@@ -77,7 +77,7 @@ std::vector<std::string> WispdProcess::args() const {
     std::vector<std::string> a = {binary_path("wispd"),   "--uplink",      config_.uplink,
                                   "--state-dir",          state_dir(),     "--runtime-dir",
                                   runtime_dir(),          "--bpffs-root",  config_.bpffs_root,
-                                  "--log-level",          "debug"};
+                                  "--log-level",          config_.log_level};
     a.insert(a.end(), config_.extra_args.begin(), config_.extra_args.end());
     return a;
 }

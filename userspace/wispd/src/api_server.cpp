@@ -1,6 +1,7 @@
 #include "wispd/api_server.h"
 
 #include <httplib.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +20,9 @@
 namespace wisp::wispd {
 
 namespace {
+
+// Answers larger than this are followed by malloc_trim() (see serve()).
+constexpr size_t kTrimAfterBytes = 1u << 20;
 
 // Replaces a stale socket file; refuses to steal a live one.
 Status clear_stale_socket(const std::string &path) {
@@ -90,7 +94,12 @@ struct ApiServer::Impl {
                     sh->pending.remove(pending);
                     if (sh->closing) return;  // stop() answered it
                 }
-                pending->answer(sh->handler(request));
+                ApiResponse answer = sh->handler(request);
+                // A large answer (a listing of thousands of services) built and freed
+                // a JSON tree many times its size: give those pages back, or wispd's
+                // RSS stays at that peak (docs/density.md).
+                if (answer.body.size() > kTrimAfterBytes) malloc_trim(0);
+                pending->answer(std::move(answer));
             });
         }
         ApiResponse response;

@@ -91,15 +91,15 @@ Controller::ServiceRuntime *Controller::find(ServiceId id) {
 }
 
 Controller::ServiceRuntime *Controller::find(const std::string &name) {
-    for (auto &[id, s] : services_)
-        if (s.record.spec.name == name) return &s;
-    return nullptr;
+    auto it = service_by_name_.find(name);
+    return it == service_by_name_.end() ? nullptr : find(it->second);
 }
 
 const Controller::ServiceRuntime *Controller::find(const std::string &name) const {
-    for (auto &[id, s] : services_)
-        if (s.record.spec.name == name) return &s;
-    return nullptr;
+    auto it = service_by_name_.find(name);
+    if (it == service_by_name_.end()) return nullptr;
+    auto s = services_.find(it->second);
+    return s == services_.end() ? nullptr : &s->second;
 }
 
 Controller::ReplicaRuntime *Controller::find_replica(ReplicaId id, ServiceRuntime **owner) {
@@ -345,6 +345,7 @@ Status Controller::recover() {
                          record.spec.name, snap.path);
             (void)store_.delete_snapshot(snap.id);
         }
+        service_by_name_[record.spec.name] = record.id;
         services_.emplace(record.id, std::move(s));
     }
 
@@ -444,9 +445,10 @@ Result<ServiceRecord> Controller::create_service(const ServiceSpec &spec) {
     if (auto st = make_dirs(config_.layout.service_logs(spec.name)); !st)
         spdlog::warn("{}", st.error().describe());
     auto [it, inserted] = services_.emplace(created->id, std::move(s));
+    service_by_name_[spec.name] = created->id;
     journal(it->second, {}, "created",
             fmt::format("{} on {}:{}/{}", spec.image, spec.vip, spec.port, to_string(spec.protocol)));
-    start_golden_boot(it->second);
+    if (!adopt_shared_golden(it->second)) start_golden_boot(it->second);
     return it->second.record;
 }
 
@@ -471,7 +473,9 @@ Status Controller::delete_service(const std::string &name) {
     }
     remove_tree_logged(config_.layout.service_snapshots(name));
     remove_tree_logged(config_.layout.service_logs(name));
+    goldens_.remove(s->record.id);
     services_.erase(s->record.id);
+    service_by_name_.erase(name);
     return {};
 }
 
@@ -598,6 +602,7 @@ void Controller::golden_written(ServiceRuntime &s, ReplicaRuntime &r, const Moni
     }
     s.snapshots.push_back(*snap);
     ports_.monitors.keep_snapshot(snap->path);
+    if (!s.golden_key.empty()) goldens_.add_donor(s.golden_key, s.record.id);
     // The booted instance does not serve: every wake restores the golden snapshot,
     // so the first request sees exactly what every later one sees.
     stop_replica(s, r);

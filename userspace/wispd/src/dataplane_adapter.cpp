@@ -53,6 +53,7 @@ Result<std::unique_ptr<BpfDataPlane>> BpfDataPlane::open(const Config &config) {
     if (self->uplink_ifindex_ == 0) return errno_error("uplink " + config.uplink);
     dp::Options options;
     options.pin_root = config.pin_root;
+    options.sizes.services = config.max_services;
     auto loaded = dp::Dataplane::open(options);
     if (!loaded) return std::move(loaded).error();
     self->dp_ = std::move(loaded).value();

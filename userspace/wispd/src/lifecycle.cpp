@@ -10,7 +10,8 @@ bool transition_allowed(ServiceState from, ServiceState to) {
     // follows the diagram.
     if (to == S::kFailed) return true;
     switch (from) {
-        case S::kCreating: return to == S::kBooting;
+        // Standby straight away: a golden snapshot shared with an identical service.
+        case S::kCreating: return to == S::kBooting || to == S::kStandby;
         case S::kBooting: return to == S::kSnapshotting;
         case S::kSnapshotting: return to == S::kStandby;
         case S::kStandby: return to == S::kWaking;

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,15 @@ std::string exited_detail(const wisp_ctl_exited &e) {
         return "guest halted with status " + std::to_string(e.status);
     std::string reason = vmm::exit_reason_name(e.reason);
     return detail.empty() ? reason : reason + ": " + detail;
+}
+
+// The (device, vmstate inode, memory inode) of a snapshot's open files.
+std::optional<std::array<uint64_t, 3>> inode_key(const snapshot::SnapshotFiles &f) {
+    struct stat vm {}, mem {};
+    if (fstat(f.vmstate.get(), &vm) != 0 || fstat(f.memory.get(), &mem) != 0) return std::nullopt;
+    return std::array<uint64_t, 3>{static_cast<uint64_t>(mem.st_dev),
+                                   static_cast<uint64_t>(vm.st_ino),
+                                   static_cast<uint64_t>(mem.st_ino)};
 }
 
 // Who the guest is after a restore or boot: the replica's MAC, the VIP as its only
@@ -228,12 +238,18 @@ VmmMonitorPool::Monitor *VmmMonitorPool::by_replica(ReplicaId replica) {
 
 Result<const snapshot::SnapshotFiles *> VmmMonitorPool::files(const std::string &dir) {
     auto it = files_.find(dir);
-    if (it != files_.end()) return &it->second;
+    if (it != files_.end()) return it->second.get();
     auto opened = snapshot::open_snapshot(dir);
     if (!opened) return std::move(opened).error();
+    auto inode = inode_key(*opened);
+    if (!inode) return errno_error("stat snapshot " + dir);
+    if (auto same = files_by_inode_[*inode].lock())
+        return files_.emplace(dir, std::move(same)).first->second.get();
     // Read the memory into the page cache now, not page by page under a guest.
     posix_fadvise(opened->memory.get(), 0, 0, POSIX_FADV_WILLNEED);
-    return &files_.emplace(dir, std::move(*opened)).first->second;
+    auto shared = std::make_shared<const snapshot::SnapshotFiles>(std::move(*opened));
+    files_by_inode_[*inode] = shared;
+    return files_.emplace(dir, std::move(shared)).first->second.get();
 }
 
 void VmmMonitorPool::keep_snapshot(const std::string &dir) {
@@ -241,7 +257,15 @@ void VmmMonitorPool::keep_snapshot(const std::string &dir) {
     if (!f) spdlog::warn("snapshot {}: {}", dir, f.error().describe());
 }
 
-void VmmMonitorPool::release_snapshot(const std::string &dir) { files_.erase(dir); }
+void VmmMonitorPool::release_snapshot(const std::string &dir) {
+    auto it = files_.find(dir);
+    if (it == files_.end()) return;
+    auto inode = inode_key(*it->second);
+    bool last = it->second.use_count() == 1;
+    files_.erase(it);
+    // The last directory of those inodes: forget the expired entry too.
+    if (last && inode) files_by_inode_.erase(*inode);
+}
 
 Result<MonitorHandle> VmmMonitorPool::launch(LaunchRequest r) {
     // Everything that can fail comes before a monitor is taken from the pool.

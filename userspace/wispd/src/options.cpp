@@ -37,6 +37,9 @@ const std::vector<OptionRow> &option_rows() {
          &Options::api_socket},
         {"monitor_pool_size", "pre-forked wisp-vmm monitors kept ready (default 4)",
          OptionRow::kCount, nullptr, &Options::monitor_pool_size},
+        {"max_services",
+         "services the data plane's map holds (default 16384; entries are allocated on use)",
+         OptionRow::kCount, nullptr, &Options::max_services},
         {"monitor_binary", "path of wisp-vmm (default: next to wispd)", OptionRow::kText,
          &Options::monitor_binary},
         {"log_level", "trace, debug, info, warn, error or off (default info)", OptionRow::kText,
@@ -82,6 +85,9 @@ Status validate_options(const Options &o) {
     if (o.monitor_pool_size > kMaxMonitorPoolSize)
         return invalid("monitor_pool_size: at most " + std::to_string(kMaxMonitorPoolSize) +
                        ", got " + std::to_string(o.monitor_pool_size));
+    if (o.max_services < 1 || o.max_services > kMaxMaxServices)
+        return invalid("max_services: 1 to " + std::to_string(kMaxMaxServices) + ", got " +
+                       std::to_string(o.max_services));
     auto level = spdlog::level::from_str(o.log_level);
     if (level == spdlog::level::off && o.log_level != "off")
         return invalid("log_level: one of trace, debug, info, warn, error, off; got '" +

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -18,6 +19,16 @@ namespace wisp::wispd {
 
 namespace {
 constexpr long kBpfFsMagic = 0xcafe4a11;
+}
+
+Result<uint64_t> raise_fd_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return errno_error("getrlimit RLIMIT_NOFILE");
+    if (lim.rlim_cur != lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return errno_error("setrlimit RLIMIT_NOFILE");
+    }
+    return static_cast<uint64_t>(lim.rlim_cur);
 }
 
 Status check_root() {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "wisp/result.h"
+#include "wispd/golden_share.h"
 #include "wispd/layout.h"
 #include "wispd/lifecycle.h"
 #include "wispd/metrics.h"
@@ -136,6 +137,7 @@ private:
         double last_wake_latency_ms = -1;
         WakeTrace wake_trace;  // the wake in flight
         WakeTrace last_wake;
+        std::string golden_key;  // golden_share.h; empty if the image was unreadable
     };
 
     ServiceRuntime *find(ServiceId id);
@@ -173,6 +175,10 @@ private:
     void forget_replica(ServiceRuntime &s, ReplicaId rid);
     void replica_gone(ServiceRuntime &s, ReplicaId rid, const MonitorEvent &event);
     void golden_written(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &event);
+    // Density (controller_golden.cpp): a new service whose golden snapshot another
+    // service already has takes a hard-linked copy of it and goes to standby
+    // without booting. False: it boots as usual.
+    bool adopt_shared_golden(ServiceRuntime &s);
     void stateful_written(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &event);
     void after_replica_change(ServiceRuntime &s);
     void fail(ServiceRuntime &s, const std::string &stage, const std::string &reason);
@@ -194,6 +200,8 @@ private:
     MetricsRegistry &metrics_;
     ControllerConfig config_;
     std::map<ServiceId, ServiceRuntime> services_;
+    std::unordered_map<std::string, ServiceId> service_by_name_;  // API lookups in O(1)
+    GoldenShare goldens_;
     std::unordered_map<ReplicaId, ServiceId> replica_owner_;
     IdAllocator replica_ids_;
 

@@ -23,6 +23,7 @@ public:
     struct Config {
         std::string pin_root;  // bpffs directory of the pins
         std::string uplink;    // the XDP program goes here; replies leave here
+        uint32_t max_services = 16384;  // the service map's capacity (pins keep theirs)
     };
     // Loads the data plane (re-using the pins of an earlier wispd, whose entries
     // stay intact) and attaches wisp_ingress to the uplink (atomically replacing an

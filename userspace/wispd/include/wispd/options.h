@@ -19,6 +19,7 @@ struct Options {
     std::string bpffs_root = "/sys/fs/bpf/wisp";
     std::string api_socket;                     // "" = <runtime_dir>/wispd.sock
     uint32_t monitor_pool_size = 4;             // pre-forked wisp-vmm processes
+    uint32_t max_services = 16384;              // capacity of the data plane's service map
     std::string monitor_binary;                 // "" = wisp-vmm next to wispd
     std::string log_level = "info";
 
@@ -29,6 +30,7 @@ struct Options {
 };
 
 inline constexpr uint32_t kMaxMonitorPoolSize = 1024;
+inline constexpr uint32_t kMaxMaxServices = 1u << 20;
 
 // What main() does after parsing: run with `options`, or exit with `exit_code`
 // after printing `output` (help, version, or a usage error naming the option).

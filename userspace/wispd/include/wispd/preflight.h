@@ -6,6 +6,7 @@
 // every problem at once.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ Status check_uplink(const std::string &name);
 Status check_monitor_binary(const std::string &path);
 // `path` exists as a directory (or can be created) and is writable by us.
 Status check_directory(const std::string &path, const std::string &what);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit: wispd keeps two snapshot files
+// open per service and a control socket, pidfd and tap per monitor, so thousands of
+// services need far more than the usual soft limit of 1024. Returns the new limit.
+// (Children inherit it; wisp-vmm needs few descriptors and its sandbox is unaffected.)
+Result<uint64_t> raise_fd_limit();
 
 // Every check wispd needs for `options`; the error lists all failures, one per line.
 Status run_preflight(const Options &options);

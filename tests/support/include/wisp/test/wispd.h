@@ -32,6 +32,7 @@ public:
         std::string bpffs_root;  // under a ScopedBpffsDir
         std::vector<std::string> extra_args;
         std::vector<std::string> extra_env;  // "KEY=value"
+        std::string log_level = "debug";     // benchmarks with many services: "warn"
     };
 
     explicit WispdProcess(Config config);
