@@ -228,7 +228,7 @@ TEST_F(AutoscaleE2E, LoadStepScalesOutToSeveralReplicasAndBackWithoutAnErrorOrAR
     if (!journal.is_discarded())
         for (auto &e : journal["events"]) {
             std::string kind = e.value("kind", "");
-            if (kind == "scale" || kind == "scale-out")
+            if (kind == "scale" || kind == "ready")
                 std::cout << e.value("at_ms", int64_t{0}) - step_wall_ms << " ms after wrk began: "
                           << kind << ": " << e.value("message", "") << "\n";
         }
