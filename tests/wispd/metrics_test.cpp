@@ -2,6 +2,9 @@
 #include "wispd/metrics.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <vector>
 
 namespace {
 
@@ -76,3 +79,13 @@ TEST(MetricsDeathTest, InvalidMetricNameIsAProgrammingError) {
 }
 
 }  // namespace
+
+TEST(ProcessPss, ALiveProcessHasAPssInBytesAndAGoneOneHasNone) {
+    // Touch 4 MiB so the reading has something to count.
+    std::vector<char> touched(4 << 20, 1);
+    auto mine = wisp::wispd::process_pss_bytes(getpid());
+    ASSERT_TRUE(mine.has_value());
+    EXPECT_GE(*mine, touched.size()) << "PSS in bytes, not kB";
+    EXPECT_FALSE(wisp::wispd::process_pss_bytes(0).has_value());
+    EXPECT_FALSE(wisp::wispd::process_pss_bytes(0x3ffffff0).has_value()) << "no such pid";
+}

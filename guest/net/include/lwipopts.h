@@ -81,9 +81,23 @@ unsigned int wisp_tcp_isn(const struct ip_addr *local_ip, unsigned short local_p
 #define LWIP_TCP_SACK_OUT 0
 #define TCP_LISTEN_BACKLOG 1
 #define TCP_DEFAULT_LISTEN_BACKLOG 255
-/* TIME_WAIT = 2 * MSL: 30 s instead of lwIP's 120 s bounds the pcbs a busy
- * server keeps after closing first. */
-#define TCP_MSL 15000UL
+/* TIME_WAIT (and LAST_ACK) end at the first slow-timer pass after them, 0-200 ms
+ * (TCP_SLOW_INTERVAL; lwIP removes the pcb once 2 * TCP_MSL / TCP_SLOW_INTERVAL
+ * = 0 passes are over; its default MSL gives 2 x 60 s). A server that closes
+ * first (`Connection: close`) keeps a TIME_WAIT pcb per connection, and lwIP
+ * answers a SYN that meets one with a reset (in window) or a challenge ACK the
+ * client resets (then it waits for a SYN retransmission: 1 s, 3 s ...). Linux
+ * clients reuse an ephemeral port after about 3,000 connections to the same
+ * server (measured: its allocator walks the range with small random steps), so
+ * at a few thousand short connections per second a port is back within half a
+ * second, and the data plane's flow affinity sends it to the same guest: 2 s of
+ * TIME_WAIT stalled all of wrk's connections at once in the autoscaling e2e test,
+ * 200-400 ms still reset one connection in 27,000 at 6,800/s. Old duplicates live
+ * microseconds on the one-host paths a guest sees; the other role of TIME_WAIT,
+ * re-acknowledging a retransmitted FIN, comes after >= 200 ms (Linux's minimum
+ * RTO) and only when our ACK was lost, and the client has its whole response by
+ * then. */
+#define TCP_MSL 50UL
 #define LWIP_CHECKSUM_ON_COPY 1
 /* TCP timers tick every 100 ms (lwIP default 250): retransmission timeouts are
  * counted in coarse ticks (2 x this), so a lost segment on a sub-millisecond

@@ -192,6 +192,9 @@ struct Dataplane::Impl {
     MapSizes sizes;
     bool reused = false;
     int possible_cpus = 0;
+    // replica_counters_range(): per-CPU values of one batch, kept between calls.
+    mutable std::vector<wisp_replica_stats> batch_values;
+    mutable std::vector<uint32_t> batch_keys;
     uint32_t services_map_id = 0;
     std::unique_ptr<wisp_dataplane, SkeletonDeleter> skel;
     std::unique_ptr<ring_buffer, RingDeleter> ring;
@@ -667,14 +670,12 @@ Result<Replica> Dataplane::lookup_replica(uint32_t id) const {
     return from_map_value(*current);
 }
 
-Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
-    if (id == WISP_REPLICA_NONE || id >= impl_->sizes.replicas)
-        return invalid("replica id " + std::to_string(id) + " out of range");
-    std::vector<wisp_replica_stats> per_cpu(static_cast<size_t>(impl_->possible_cpus));
-    if (bpf_map_lookup_elem(impl_->fd(Map::replica_stats), &id, per_cpu.data()) != 0)
-        return errno_error("read counters of replica " + std::to_string(id));
+namespace {
+// One replica's per-CPU counters as one: sums, and the newest stamps.
+ReplicaCounters sum_over_cpus(const wisp_replica_stats *per_cpu, size_t cpus) {
     ReplicaCounters c;
-    for (const auto &s : per_cpu) {
+    for (size_t cpu = 0; cpu < cpus; ++cpu) {
+        const wisp_replica_stats &s = per_cpu[cpu];
         c.in_packets += s.in_packets;
         c.in_bytes += s.in_bytes;
         c.out_packets += s.out_packets;
@@ -685,6 +686,40 @@ Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
         c.last_out_ns = std::max<uint64_t>(c.last_out_ns, s.last_out_ns);
     }
     return c;
+}
+}  // namespace
+
+Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
+    if (id == WISP_REPLICA_NONE || id >= impl_->sizes.replicas)
+        return invalid("replica id " + std::to_string(id) + " out of range");
+    std::vector<wisp_replica_stats> per_cpu(static_cast<size_t>(impl_->possible_cpus));
+    if (bpf_map_lookup_elem(impl_->fd(Map::replica_stats), &id, per_cpu.data()) != 0)
+        return errno_error("read counters of replica " + std::to_string(id));
+    return sum_over_cpus(per_cpu.data(), per_cpu.size());
+}
+
+Status Dataplane::replica_counters_range(uint32_t first, uint32_t count,
+                                         std::vector<ReplicaCounters> &out) const {
+    out.clear();
+    if (first == WISP_REPLICA_NONE || first >= impl_->sizes.replicas || count == 0) return {};
+    count = std::min(count, impl_->sizes.replicas - first);
+    auto cpus = static_cast<size_t>(impl_->possible_cpus);
+    // Per-CPU values come as value_size (64, a multiple of 8) per possible CPU.
+    static_assert(sizeof(wisp_replica_stats) % 8 == 0);
+    impl_->batch_values.resize(size_t{count} * cpus);
+    impl_->batch_keys.resize(count);
+    // An array's batch starts after the key in in_batch: first - 1 (ids start at 1).
+    uint32_t in_batch = first - 1, out_batch = 0;
+    uint32_t n = count;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(impl_->fd(Map::replica_stats), &in_batch, &out_batch,
+                                  impl_->batch_keys.data(), impl_->batch_values.data(), &n, &opts);
+    // ENOENT: the read reached the map's end; n says how many were read.
+    if (rc != 0 && errno != ENOENT) return errno_error("batched read of replica counters");
+    out.resize(n);
+    for (uint32_t i = 0; i < n; ++i)
+        out[i] = sum_over_cpus(&impl_->batch_values[size_t{i} * cpus], cpus);
+    return {};
 }
 
 Result<std::optional<wisp_flow>> Dataplane::lookup_flow(const wisp_flow_key &key) const {

@@ -186,6 +186,38 @@ Result<uint64_t> BpfDataPlane::last_activity_ns(ReplicaId replica) {
     return last ? last + stamp_resolution_ns_ / 2 : 0;
 }
 
+Status BpfDataPlane::replica_loads(std::span<const ReplicaId> ids,
+                                   std::vector<DpReplicaLoad> &out) {
+    out.assign(ids.size(), DpReplicaLoad{});
+    // Batched reads over runs of nearby ids: one syscall per run. A batch costs
+    // about 1 µs per entry read on a 2-core VM, a single lookup about 5 µs, so a
+    // gap of up to kMaxGap unwanted ids is cheaper to read through than to split
+    // at. Ids are small and reused smallest first, so the replicas of autoscaled
+    // services usually form one run; an autoscaled service among many others
+    // does not pay for reading all of theirs.
+    constexpr ReplicaId kMaxGap = 8;
+    by_id_.clear();
+    for (size_t i = 0; i < ids.size(); ++i) by_id_.emplace_back(ids[i], i);
+    std::sort(by_id_.begin(), by_id_.end());
+    for (size_t begin = 0; begin < by_id_.size();) {
+        size_t end = begin + 1;
+        while (end < by_id_.size() && by_id_[end].first - by_id_[end - 1].first <= kMaxGap) ++end;
+        ReplicaId first = by_id_[begin].first;
+        WISP_RETURN_IF_ERROR(
+            dp_->replica_counters_range(first, by_id_[end - 1].first - first + 1, range_));
+        for (size_t k = begin; k < end; ++k) {
+            size_t at = by_id_[k].first - first;
+            if (at >= range_.size()) continue;
+            const auto &c = range_[at];
+            uint64_t last = c.last_activity_ns();
+            out[by_id_[k].second] = {c.new_flows, c.in_packets,
+                                     last ? last + stamp_resolution_ns_ / 2 : 0};
+        }
+        begin = end;
+    }
+    return {};
+}
+
 Result<std::vector<ServiceId>> BpfDataPlane::list_services() {
     auto all = dp_->list_services();
     if (!all) return std::move(all).error();

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "wisp/result.h"
 #include "wisp/unique_fd.h"
@@ -89,6 +90,10 @@ private:
     std::unique_ptr<ApiServer> api_server_;
     SystemdNotifier notifier_;
     int64_t started_ms_ = 0;
+    // /metrics: the last PSS reading per monitor pid, and where the next round of
+    // fresh readings starts.
+    std::unordered_map<pid_t, uint64_t> pss_cache_;
+    size_t pss_cursor_ = 0;
 };
 
 }  // namespace wisp::wispd

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "wisp/dataplane/dataplane.h"
 #include "wispd/ports.h"
@@ -36,6 +38,7 @@ public:
     Status set_replicas(ServiceId id, const std::vector<DpReplica> &replicas) override;
     Status attach_tap(int ifindex, ReplicaId replica) override;
     Result<uint64_t> last_activity_ns(ReplicaId replica) override;
+    Status replica_loads(std::span<const ReplicaId> ids, std::vector<DpReplicaLoad> &out) override;
     Result<std::vector<ServiceId>> list_services() override;
     std::vector<DpCounter> counters() override;
     int event_fd() override;
@@ -65,6 +68,9 @@ private:
     std::unordered_map<ServiceId, ServiceEntry> services_;
     // Frames we could not use (truncated captures), for /metrics.
     uint64_t truncated_ = 0;
+    // replica_loads() scratch, kept between ticks.
+    std::vector<dataplane::ReplicaCounters> range_;
+    std::vector<std::pair<ReplicaId, size_t>> by_id_;
 };
 
 }  // namespace wisp::wispd
