@@ -125,7 +125,7 @@ double ms_between(uint64_t from, uint64_t to) {
 
 struct Options {
     uint32_t max_replicas = 4;
-    uint32_t target = 500;  // new flows/s per replica
+    uint32_t target = 0;  // new flows/s per replica; 0: from the OFF run's throughput
     int connections = 32;
     double light_rps = 20;
     uint64_t light_ms = 2000, heavy_ms = 6000, scale_in_wait_ms = 15000;
@@ -257,7 +257,9 @@ private:
                 }
             } else if (now < end) {
                 if (!r.step_ns) step_ns_ = r.step_ns = now;
-                while (static_cast<int>(open_.size()) < plan.connections) launch(kHeavy);
+                // (a connect() that fails at once is a request too: at most C per turn)
+                for (int k = 0; k < plan.connections && static_cast<int>(open_.size()) < plan.connections; ++k)
+                    launch(kHeavy);
             } else {
                 if (!r.heavy_end_ns) r.heavy_end_ns = now;
                 if (open_.empty()) break;
@@ -329,8 +331,9 @@ private:
             std::string_view head(c.buf, c.len);
             if (head.size() > 12 && head.substr(0, 5) == "HTTP/") q.status = std::atoi(c.buf + 9);
         }
-        close(c.fd);
-        open_.erase(c.fd);
+        int fd = c.fd;
+        close(fd);
+        open_.erase(fd);
     }
 
     void progress(int fd, uint32_t events) {
@@ -388,16 +391,6 @@ private:
 };
 
 // ---- wispd: its API and its pinned maps ------------------------------------------------
-
-const char *replica_state_name(uint32_t s) {
-    switch (s) {
-    case WISP_REPLICA_FREE: return "free";
-    case WISP_REPLICA_STARTING: return "starting";
-    case WISP_REPLICA_READY: return "ready";
-    case WISP_REPLICA_DRAINING: return "draining";
-    default: return "?";
-    }
-}
 
 // The data plane's view of one service, read like XDP reads it.
 struct MapSample {
@@ -911,7 +904,7 @@ void report(const Options &o, const Run *on, const Run *off) {
 
 void on_signal(int) { g_interrupted = true; }
 
-int bench(const Options &o) {
+int bench(Options o) {
     UniqueFd lock(open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!lock || flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
         throw std::runtime_error(std::string("another scale benchmark holds ") + kLockFile +
@@ -920,9 +913,9 @@ int bench(const Options &o) {
     MonitorReaper reaper{tmp.path() + "/run"};
     ScopedBpffsDir bpffs("bscale");
     ClientNet net;
-    std::printf("setting up: wispd on %s, services hello-on (--min 1 --max %u --target %u) and "
-                "hello-off (scale 1) ...\n",
-                net.uplink().c_str(), o.max_replicas, o.target);
+    std::printf("setting up: wispd on %s, services hello-on (--min 1 --max %u) and hello-off "
+                "(scale 1) ...\n",
+                net.uplink().c_str(), o.max_replicas);
     std::fflush(stdout);
     Wispd w(net, tmp.path(), bpffs.path(), static_cast<int>(std::max<uint32_t>(o.max_replicas, 2)));
     Maps maps(w.pin_root());
@@ -930,15 +923,27 @@ int bench(const Options &o) {
     // Long idle timeouts: only the autoscaler scales the ON service in.
     w.cli({"service", "create", "hello-on", "--image", image, "-p", "8090", "--cmdline", "port=8090",
            "--idle-timeout", "10m", "--min", "1", "--max", std::to_string(o.max_replicas), "--target",
-           std::to_string(o.target)});
+           std::to_string(o.target ? o.target : 500)});
     w.cli({"service", "create", "hello-off", "--image", image, "-p", "8091", "--cmdline", "port=8091",
-           "--idle-timeout", "10m", "--min", "1", "--max", "1", "--target", std::to_string(o.target)});
+           "--idle-timeout", "10m", "--min", "1", "--max", "1"});
     w.cli({"service", "scale", "hello-off", "1"});
 
     std::optional<Run> off, on;
     std::printf("measuring (OFF first, then ON; the other service idles on 1 replica) ...\n");
     if (o.only != "on") off = measure(w, maps, net, o, "OFF", "hello-off", 8091);
-    if (o.only != "off") on = measure(w, maps, net, o, "ON", "hello-on", 8090);
+    if (o.only != "off") {
+        if (!o.target) {
+            // The step's flow rate on 1 replica, over (max + 2): the step asks for more
+            // than --max replicas and is well past the panic threshold (2x).
+            double rps = off ? off->f.step_rps : 0;
+            o.target = rps > 0 ? std::max(50u, static_cast<uint32_t>(rps / (o.max_replicas + 2) / 50) * 50)
+                               : 500;
+            std::printf("  target per replica: %u new flows/s (OFF step: %.0f req/s on 1 replica)\n",
+                        o.target, rps);
+            w.patch("/v1/services/hello-on", {{"target_per_replica", o.target}});
+        }
+        on = measure(w, maps, net, o, "ON", "hello-on", 8090);
+    }
 
     report(o, on ? &*on : nullptr, off ? &*off : nullptr);
     json samples = {{"options",
