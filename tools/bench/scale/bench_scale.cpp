@@ -573,9 +573,8 @@ private:
         uint64_t next = now_ns();
         while (!done_) {
             try {
-                uint64_t t = now_ns();
                 json s = w_.get("/v1/services/" + name_);
-                ApiSample a{t, {}};
+                ApiSample a{now_ns(), {}};  // when the answer is in: "seen by then"
                 for (auto &r : s["replicas"])
                     a.replicas.push_back({r["id"].get<uint32_t>(), r["state"].get<std::string>(),
                                           r["started_at_ms"].get<uint64_t>()});
@@ -605,7 +604,8 @@ private:
 
 struct Figures {
     // ms after the step; NAN when it did not happen
-    double decision = NAN, decision_seen_maps = NAN, decision_seen_api = NAN, decision_event = NAN;
+    double decision = NAN, decision_stamp = NAN, decision_seen_maps = NAN, decision_seen_api = NAN,
+           decision_event = NAN;
     double new_ready = NAN, new_first_flow = NAN, all_ready = NAN;
     std::string decision_source = "-";
     int max_ready = 0, max_total = 0;
@@ -684,6 +684,7 @@ Figures derive(const Run &run) {
         if (ms > -1 && ms < ms_between(step, L.heavy_end_ns) && std::isnan(f.decision_event))
             f.decision_event = ms;
     }
+    f.decision_stamp = started;
     struct Candidate {
         double ms;
         const char *source;
@@ -869,6 +870,7 @@ void report(const Options &o, const Run *on, const Run *off) {
         i(static_cast<size_t>(b.max_ready)));
     std::printf("\n  ms after the step (first heavy connect())\n");
     row("scale decision", fmt(a.decision, "", 1), fmt(b.decision, "", 1));
+    row("  wispd's start stamp of the first new replica", fmt(a.decision_stamp), fmt(b.decision_stamp));
     row("  first new replica seen in the maps (1 ms)", fmt(a.decision_seen_maps), fmt(b.decision_seen_maps));
     row("  first new replica seen in the API (10 ms)", fmt(a.decision_seen_api), fmt(b.decision_seen_api));
     row("  scale event in the journal", fmt(a.decision_event), fmt(b.decision_event));
