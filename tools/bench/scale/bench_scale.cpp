@@ -817,6 +817,15 @@ json run_json(const Run &r) {
         maps.push_back({rel(m.t_ns), m.count(WISP_REPLICA_READY), m.count(WISP_REPLICA_STARTING),
                         m.count(WISP_REPLICA_DRAINING)});
     }
+    // Around the step, every sample: READY replicas and new flows (all replicas).
+    json zoom = json::array();
+    for (auto &m : r.maps) {
+        double t = ms_between(step, m.t_ns);
+        if (t < -50 || t > 300) continue;
+        uint64_t flows = 0;
+        for (auto &rep : m.replicas) flows += rep.new_flows;
+        zoom.push_back({rel(m.t_ns), m.count(WISP_REPLICA_READY), flows});
+    }
     json api = json::array();
     for (auto &a : r.api) {
         int starting = a.count("restoring") + a.count("booting");
@@ -833,6 +842,7 @@ json run_json(const Run &r) {
             {"last_done_ms", rel(r.load.last_done_ns)},
             {"requests", reqs},
             {"maps", maps},
+            {"zoom", zoom},
             {"api", api},
             {"markers",
              {{"decision", num(f.decision)}, {"new_ready", num(f.new_ready)},

@@ -82,13 +82,30 @@ def main():
     for run in runs:
         c = COLORS.get(run["label"], "gray")
         steps(ax, run["maps"], 1, f'{run["label"]}: READY', c)
-        steps(ax, run["maps"], 2, f'{run["label"]}: STARTING', c, ":")
+        steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd, 10 ms polls)', c, ":")
         m = run["markers"]
         for key, name, style in (("decision", "decision", "-."), ("new_ready", "new replica READY", "--"),
                                  ("new_first_flow", "its first flow", ":")):
             if m.get(key) is not None:
                 ax.axvline(m[key], color=c, linestyle=style, linewidth=1,
                            label=f'{run["label"]}: {name} at {m[key]:.1f} ms')
+    flows = ax.twinx()
+    for run in runs:
+        z = run.get("zoom", [])
+        # new flows per second over the last 10 ms (what the panic window sees)
+        xs, ys = [], []
+        for i, p in enumerate(z):
+            j = i
+            while j > 0 and p[0] - z[j - 1][0] <= 10.0:
+                j -= 1
+            if j < i and p[0] - z[j][0] > 0:
+                xs.append(p[0])
+                ys.append((p[2] - z[j][2]) / (p[0] - z[j][0]) * 1e3)
+        if xs:
+            flows.plot(xs, ys, color=COLORS.get(run["label"], "gray"), alpha=0.35, linewidth=1,
+                       label=f'{run["label"]}: new flows/s over 10 ms')
+    flows.set_ylabel("new flows/s (10 ms window)")
+    flows.legend(fontsize=8, loc="lower right")
     ax.set_xlim(-20, 150)
     ax.set_xlabel("ms after the step")
     ax.set_ylabel("replicas (data plane)")
