@@ -564,7 +564,7 @@ TEST_F(ControllerTest, DeleteStopsReplicasAndRemovesEveryTrace) {
     EXPECT_EQ(missing.error().code, ENOENT);
 }
 
-TEST_F(ControllerTest, ScalingUpRestoresReplicasOneAtATimeAndScalingDownDrains) {
+TEST_F(ControllerTest, RaisingMinAtZeroWakesOneThenTheRestAndLoweringItDrains) {
     ServiceId id = create_standby(spec("hello"));
     size_t launches = pool.launches.size();
     ASSERT_TRUE(ctl->update_settings("hello", {1000, 2, 2, 0}).ok());
@@ -581,6 +581,253 @@ TEST_F(ControllerTest, ScalingUpRestoresReplicasOneAtATimeAndScalingDownDrains) 
     clock.advance_ms(1001);
     EXPECT_TRUE(dp.ready_of(id).empty());
     EXPECT_EQ(state("hello"), ServiceState::kDraining);
+}
+
+// ---- autoscaling -----------------------------------------------------------------
+
+// A service that autoscales, running on one replica (its wake).
+struct Autoscaled {
+    ServiceId id;
+    ReplicaId first;
+};
+
+class AutoscaleTest : public ControllerTest {
+protected:
+    Autoscaled running_autoscaled(const std::string &name, uint32_t min, uint32_t max,
+                                  uint32_t target, uint16_t port = 80) {
+        ServiceSpec s = spec(name, false, port);
+        s.idle_timeout_ms = 60'000;
+        s.max_replicas = max;
+        s.target_per_replica = target;
+        ServiceId id = create_standby(s);
+        ReplicaId first = wake_to_running(id);
+        if (min > 0) EXPECT_TRUE(ctl->update_settings(name, {60'000, min, max, target}).ok());
+        return {id, first};
+    }
+
+    // `ms` of load: every 1 ms, each READY replica of `id` takes flows at
+    // `per_replica_per_s` (as the data plane would spread them), and `busy` (if
+    // any) sees its packets counted and its activity stamped.
+    void load(ServiceId id, uint64_t ms, uint64_t per_replica_per_s) {
+        for (uint64_t t = 0; t < ms; ++t) {
+            for (ReplicaId r : dp.ready_of(id)) {
+                auto &l = dp.loads[r];
+                carry_[r] += per_replica_per_s;
+                l.new_flows += carry_[r] / 1000;
+                l.in_packets += 3 * (carry_[r] / 1000);
+                carry_[r] %= 1000;
+                if (per_replica_per_s) dp.activity[r] = clock.now_ns();
+            }
+            clock.advance_ms(1);
+        }
+    }
+
+    std::vector<ReplicaId> restores_since(size_t before) const {
+        std::vector<ReplicaId> out;
+        for (size_t i = before; i < pool.launches.size(); ++i)
+            if (pool.launches[i].mode == LaunchRequest::Mode::kRestore)
+                out.push_back(pool.launches[i].replica);
+        return out;
+    }
+
+    std::optional<DpReplicaState> in_maps(ServiceId id, ReplicaId r) const {
+        auto it = dp.replicas.find(id);
+        if (it == dp.replicas.end()) return std::nullopt;
+        for (auto &rep : it->second)
+            if (rep.id == r) return rep.state;
+        return std::nullopt;
+    }
+
+    std::map<ReplicaId, uint64_t> carry_;
+};
+
+TEST_F(AutoscaleTest, AStepStartsEveryMissingReplicaAtOnceEachFromTheGoldenSnapshotOnItsOwnTap) {
+    auto svc = running_autoscaled("hello", 1, 4, 100);
+    std::string golden = store->list_snapshots(svc.id)->front().path;
+    size_t before = pool.launches.size();
+    int taps_before = taps.created;
+    load(svc.id, 20, 0);
+    EXPECT_EQ(pool.launches.size(), before) << "no load, no scale-out";
+    // 5,000 new flows/s on one replica with a target of 100: far past 4 replicas.
+    uint64_t step_ns = clock.now_ns();
+    uint64_t decided_ns = 0;
+    for (int ms = 0; ms < 100 && !decided_ns; ++ms) {
+        load(svc.id, 1, 5000);
+        if (pool.launches.size() > before) decided_ns = clock.now_ns();
+    }
+    ASSERT_NE(decided_ns, 0u) << "no scale-out within 100 ms of the step";
+    EXPECT_LE(decided_ns - step_ns, 20'000'000u) << "a step is decided within a panic window and a tick";
+    auto started = restores_since(before);
+    ASSERT_EQ(started.size(), 3u) << "1 -> 4 in one decision, three restores in flight together";
+    EXPECT_EQ(taps.created - taps_before, 3);
+    for (size_t i = before; i < pool.launches.size(); ++i) {
+        EXPECT_EQ(pool.launches[i].snapshots, std::vector<std::string>{golden});
+        for (size_t j = i + 1; j < pool.launches.size(); ++j)
+            EXPECT_NE(pool.launches[i].tap, pool.launches[j].tap);
+    }
+    auto view = ctl->service("hello");
+    EXPECT_EQ(std::count_if(view->replicas.begin(), view->replicas.end(),
+                            [](auto &r) { return r.state == ReplicaState::kRestoring; }),
+              3);
+    // While they restore, the loop does not ask for them again.
+    load(svc.id, 50, 5000);
+    EXPECT_EQ(restores_since(before).size(), 3u);
+    for (ReplicaId r : started) event(Type::kRunning, r);
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 4u) << "all four READY in the data plane's selection";
+    EXPECT_EQ(metrics.counters("wisp_scale_decisions_total", "")
+                  .with({{"service", "hello"}, {"reason", "panic"}})
+                  .value(),
+              1u);
+    EXPECT_EQ(ctl->service("hello")->last_decision.to, 4u);
+}
+
+TEST_F(AutoscaleTest, AFailedScaleOutRestoreLeavesTheServiceServingAndIsRetriedLater) {
+    auto svc = running_autoscaled("hello", 1, 3, 100);
+    pool.launch_failures_left = 1;
+    size_t before = pool.launches.size();
+    load(svc.id, 40, 5000);
+    EXPECT_EQ(state("hello"), ServiceState::kRunning);
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 1u);
+    EXPECT_EQ(ctl->service("hello")->record.failure.consecutive_failures, 0u)
+        << "a scale-out that could not start is no failure of the service";
+    load(svc.id, 200, 5000);
+    EXPECT_EQ(restores_since(before).size(), 2u) << "retried after the hold, up to max";
+}
+
+TEST_F(AutoscaleTest, ADrainedReplicaStaysInTheMapsAsDrainingWhileItsFlowsAreActiveThenStops) {
+    auto svc = running_autoscaled("hello", 2, 2, 0);
+    auto second = restores_since(0).back();
+    event(Type::kRunning, second);
+    ASSERT_EQ(dp.ready_of(svc.id).size(), 2u);
+    // Traffic on both, the first busier; then the pin drops to one.
+    load(svc.id, 300, 200);
+    dp.loads[svc.first].in_packets += 10'000;
+    load(svc.id, 150, 200);
+    pool.stops.clear();
+    ASSERT_TRUE(ctl->update_settings("hello", {60'000, 1, 1, 0}).ok());
+    EXPECT_EQ(dp.ready_of(svc.id), std::vector<ReplicaId>{svc.first}) << "the least busy goes";
+    ASSERT_EQ(in_maps(svc.id, second), DpReplicaState::kDraining)
+        << "still in the maps: its flows keep reaching it, new ones do not";
+    // Its existing flows keep it busy for 3 s: it stays.
+    for (int i = 0; i < 30; ++i) {
+        dp.activity[second] = clock.now_ns();
+        clock.advance_ms(100);
+    }
+    EXPECT_TRUE(pool.stops.empty());
+    EXPECT_EQ(in_maps(svc.id, second), DpReplicaState::kDraining);
+    EXPECT_EQ(ctl->service("hello")->replicas.size(), 2u);
+    // Quiet (its last packet was 100 ms ago): stopped one drain-idle period (1 s)
+    // after that packet.
+    clock.advance_ms(800);
+    EXPECT_TRUE(pool.stops.empty());
+    clock.advance_ms(200);
+    EXPECT_EQ(pool.stops, std::vector<ReplicaId>{second});
+    EXPECT_FALSE(in_maps(svc.id, second)) << "out of the maps once it stops";
+    event(Type::kExited, second);
+    EXPECT_EQ(dp.ready_of(svc.id), std::vector<ReplicaId>{svc.first});
+    EXPECT_EQ(state("hello"), ServiceState::kRunning);
+}
+
+TEST_F(AutoscaleTest, ADrainedReplicaThatNeverGoesQuietIsStoppedAfterTheMaximumDrainTime) {
+    auto svc = running_autoscaled("hello", 2, 2, 0);
+    event(Type::kRunning, restores_since(0).back());
+    ASSERT_TRUE(ctl->update_settings("hello", {60'000, 1, 1, 0}).ok());
+    ReplicaId drained = 0;
+    for (auto &r : dp.replicas[svc.id])
+        if (r.state == DpReplicaState::kDraining) drained = r.id;
+    ASSERT_NE(drained, 0u);
+    pool.stops.clear();
+    // A packet every 500 ms for 299.5 s: never quiet for the drain-idle second.
+    for (int i = 0; i < 599; ++i) {
+        dp.activity[drained] = clock.now_ns();
+        clock.advance_ms(500);
+    }
+    EXPECT_TRUE(pool.stops.empty());
+    dp.activity[drained] = clock.now_ns();
+    clock.advance_ms(500);
+    EXPECT_EQ(pool.stops, std::vector<ReplicaId>{drained}) << "300 s after it was drained";
+}
+
+TEST_F(AutoscaleTest, ScaleInAfterTheLoadDrainsDownToMinAndNeverTheLastReplica) {
+    auto svc = running_autoscaled("hello", 1, 4, 100);
+    load(svc.id, 40, 5000);
+    for (ReplicaId r : restores_since(0))
+        if (r != svc.first) event(Type::kRunning, r);
+    ASSERT_EQ(dp.ready_of(svc.id).size(), 4u);
+    load(svc.id, 1000, 1000);
+    pool.stops.clear();
+    // The load stops: after the cooldown and a quiet stable window, back to min.
+    load(svc.id, 4000, 0);
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 1u);
+    EXPECT_EQ(pool.stops.size(), 3u) << "three drained, quiet, stopped";
+    EXPECT_GE(metrics.counters("wisp_scale_decisions_total", "")
+                  .with({{"service", "hello"}, {"reason", "scale_in"}})
+                  .value(),
+              1u);
+}
+
+TEST_F(AutoscaleTest, ScaleNPinsTheCountStartingTheMissingReplicasInParallel) {
+    auto svc = running_autoscaled("hello", 0, 1, 0);
+    EXPECT_TRUE(ctl->autoscaled_services().empty()) << "max 1: wakes and idle timeouts only";
+    size_t before = pool.launches.size();
+    // `wisp service scale hello 4` = min = max = 4 (parse_scale).
+    ASSERT_TRUE(ctl->update_settings("hello", {60'000, 4, 4, 0}).ok());
+    EXPECT_EQ(restores_since(before).size(), 3u) << "1 -> 4 at once";
+    for (ReplicaId r : restores_since(before)) event(Type::kRunning, r);
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 4u);
+    // A pin holds under any load and with none.
+    load(svc.id, 200, 20'000);
+    load(svc.id, 5000, 0);
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 4u);
+    EXPECT_EQ(restores_since(before).size(), 3u);
+    // Back to on-demand (`scale hello 0` = min 0, max 1): drained to one at once,
+    // then the idle timeout takes it to zero.
+    ASSERT_TRUE(ctl->update_settings("hello", {1000, 0, 1, 0}).ok());
+    EXPECT_EQ(dp.ready_of(svc.id).size(), 1u);
+    clock.advance_ms(1100);
+    EXPECT_TRUE(dp.ready_of(svc.id).empty());
+}
+
+TEST_F(AutoscaleTest, OnlyAutoscaledServicesAreWatchedWithOneCounterReadPerTickForAll) {
+    // Not autoscaled: target 0 with max 1, and a service at zero.
+    auto plain = running_autoscaled("plain", 0, 1, 0, 81);
+    ServiceSpec idle = spec("idle", false, 82);
+    idle.max_replicas = 4;
+    idle.target_per_replica = 100;
+    create_standby(idle);
+    int reads = dp.load_reads;
+    clock.advance_ms(100);
+    EXPECT_EQ(dp.load_reads, reads) << "no fast loop while no service autoscales";
+    EXPECT_TRUE(ctl->autoscaled_services().empty());
+
+    auto a = running_autoscaled("a", 1, 4, 1000, 83);
+    auto b = running_autoscaled("b", 1, 4, 1000, 84);
+    EXPECT_EQ(ctl->autoscaled_services(), (std::set<ServiceId>{a.id, b.id}));
+    reads = dp.load_reads;
+    clock.advance_ms(100);
+    int ticks = dp.load_reads - reads;
+    EXPECT_GE(ticks, 19) << "a tick every 5 ms";
+    EXPECT_LE(ticks, 21) << "one batched read per tick for both services";
+    EXPECT_TRUE(ctl->service("a")->autoscaled);
+    EXPECT_FALSE(ctl->service("plain")->autoscaled);
+
+    ASSERT_TRUE(ctl->delete_service("a").ok());
+    EXPECT_EQ(ctl->autoscaled_services(), std::set<ServiceId>{b.id});
+    // b back to on-demand and at zero: nothing left to watch, the loop stops.
+    ASSERT_TRUE(ctl->update_settings("b", {100, 0, 1, 0}).ok());
+    EXPECT_TRUE(ctl->autoscaled_services().empty());
+    clock.advance_ms(200);
+    reads = dp.load_reads;
+    clock.advance_ms(100);
+    EXPECT_EQ(dp.load_reads, reads);
+    (void)plain;
+}
+
+TEST_F(AutoscaleTest, AStatefulServiceCannotHaveMoreThanOneReplica) {
+    create_standby(spec("kv", true));
+    auto r = ctl->update_settings("kv", {1000, 0, 2, 0});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message.rfind("max_replicas:", 0), 0u) << r.error().message;
 }
 
 TEST_F(ControllerTest, MinReplicasGreaterThanMaxIsRefused) {

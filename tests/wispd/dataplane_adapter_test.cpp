@@ -162,6 +162,40 @@ TEST_F(DataplaneAdapterTest, LastActivityIsTheNewerStampCentredOnItsCoarseTick) 
     EXPECT_EQ(*dp_->last_activity_ns(5), 1'500'000'000u + tick / 2);
 }
 
+TEST_F(DataplaneAdapterTest, ReplicaLoadsReadEveryListedReplicaSummedOverCpusInOneBatch) {
+    // Counters as XDP writes them, on every CPU, for ids spread over the map.
+    int cpus = libbpf_num_possible_cpus();
+    ASSERT_GT(cpus, 0);
+    auto fd = pin("wisp_rep_stats");
+    for (uint32_t id : {3u, 9u, 40u, 4095u}) {
+        std::vector<wisp_replica_stats> per_cpu(static_cast<size_t>(cpus));
+        for (int c = 0; c < cpus; ++c) {
+            per_cpu[static_cast<size_t>(c)].new_flows = id * 10 + static_cast<uint64_t>(c);
+            per_cpu[static_cast<size_t>(c)].in_packets = id * 100;
+        }
+        per_cpu[0].last_in_ns = 2'000'000'000 + id;
+        ASSERT_EQ(bpf_map_update_elem(fd.get(), &id, per_cpu.data(), BPF_ANY), 0);
+    }
+    std::vector<ReplicaId> ids = {40, 3, 9, 4095, 7};  // any order; 7 has no traffic
+    std::vector<DpReplicaLoad> loads;
+    ASSERT_TRUE(dp_->replica_loads(ids, loads).ok());
+    ASSERT_EQ(loads.size(), ids.size());
+    uint64_t cpu_sum = static_cast<uint64_t>(cpus) * static_cast<uint64_t>(cpus - 1) / 2;
+    timespec res{};
+    clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+    uint64_t half_tick = static_cast<uint64_t>(res.tv_nsec) / 2;
+    for (size_t i = 0; i < 4; ++i) {
+        uint64_t id = ids[i];
+        EXPECT_EQ(loads[i].new_flows, id * 10 * static_cast<uint64_t>(cpus) + cpu_sum) << id;
+        EXPECT_EQ(loads[i].in_packets, id * 100 * static_cast<uint64_t>(cpus)) << id;
+        EXPECT_EQ(loads[i].last_activity_ns, 2'000'000'000 + id + half_tick) << id;
+    }
+    EXPECT_EQ(loads[4].new_flows, 0u);
+    EXPECT_EQ(loads[4].last_activity_ns, 0u);
+    ASSERT_TRUE(dp_->replica_loads({}, loads).ok());
+    EXPECT_TRUE(loads.empty());
+}
+
 TEST_F(DataplaneAdapterTest, CountersAreTheDataPlanesOwnStatistics) {
     auto counters = dp_->counters();
     std::vector<std::string> names;

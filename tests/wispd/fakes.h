@@ -99,6 +99,20 @@ public:
         auto it = activity.find(replica);
         return it == activity.end() ? uint64_t{0} : it->second;
     }
+    // Counters the test sets per replica; every call of replica_loads() is counted.
+    std::map<ReplicaId, DpReplicaLoad> loads;
+    int load_reads = 0;
+    Status replica_loads(std::span<const ReplicaId> ids, std::vector<DpReplicaLoad> &out) override {
+        ++load_reads;
+        out.clear();
+        for (ReplicaId id : ids) {
+            DpReplicaLoad l = loads.count(id) ? loads.at(id) : DpReplicaLoad{};
+            if (auto a = activity.find(id); a != activity.end())
+                l.last_activity_ns = std::max(l.last_activity_ns, a->second);
+            out.push_back(l);
+        }
+        return {};
+    }
     Result<std::vector<ServiceId>> list_services() override {
         std::vector<ServiceId> ids = stale;
         for (auto &[id, s] : services) ids.push_back(id);

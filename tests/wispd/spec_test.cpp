@@ -57,7 +57,7 @@ TEST_F(SpecTest, MinimalBodyGetsTheDefaults) {
 TEST_F(SpecTest, EveryFieldIsRead) {
     json b = base();
     b.update({{"memory_mib", 256}, {"protocol", "udp"}, {"vip", "2001:db8::7"},
-              {"cmdline", "--x 1"}, {"idle_timeout_ms", 250}, {"stateful", true},
+              {"cmdline", "--x 1"}, {"idle_timeout_ms", 250}, {"stateful", false},
               {"min_replicas", 1}, {"max_replicas", 4}, {"target_per_replica", 20}});
     auto r = parse(b);
     ASSERT_TRUE(r.ok()) << r.error().message;
@@ -66,9 +66,21 @@ TEST_F(SpecTest, EveryFieldIsRead) {
     EXPECT_EQ(r->vip, "2001:db8::7");
     EXPECT_EQ(r->cmdline, "--x 1");
     EXPECT_EQ(r->idle_timeout_ms, 250u);
-    EXPECT_TRUE(r->stateful);
+    EXPECT_FALSE(r->stateful);
     EXPECT_EQ(r->max_replicas, 4u);
     EXPECT_EQ(r->target_per_replica, 20u);
+    b.update({{"stateful", true}, {"max_replicas", 1}});
+    r = parse(b);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->stateful);
+}
+
+TEST_F(SpecTest, AStatefulServiceRunsAtMostOneReplica) {
+    json b = base();
+    b.update({{"stateful", true}, {"min_replicas", 0}, {"max_replicas", 2}});
+    auto r = parse(b);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("max_replicas"), std::string::npos) << r.error().message;
 }
 
 TEST_F(SpecTest, RequiredFieldsAreNamedWhenMissing) {

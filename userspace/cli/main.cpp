@@ -120,9 +120,26 @@ std::string address_of(const json &s) {
     return vip + ":" + str(s, "port") + "/" + str(s, "protocol");
 }
 
+// "2/4 (1..4)": ready of all, and the bounds.
 std::string replicas_of(const json &s) {
     return str(s, "replicas_ready") + "/" + str(s, "replicas_total") + " (" +
            str(s, "min_replicas") + ".." + str(s, "max_replicas") + ")";
+}
+
+// "2 ready, 1 restoring, 1 draining": the non-zero states ("none" if no replica).
+std::string replica_states_of(const json &s) {
+    std::string out;
+    if (!s.contains("replicas_by_state")) return "-";
+    for (auto &[state, n] : s["replicas_by_state"].items()) {
+        if (!n.is_number() || n.get<int>() == 0) continue;
+        out += (out.empty() ? "" : ", ") + std::to_string(n.get<int>()) + " " + state;
+    }
+    return out.empty() ? "none" : out;
+}
+
+// The autoscale target, "-" when scaling is wake-driven only.
+std::string target_of(const json &s) {
+    return s["target_per_replica"].get<uint64_t>() ? str(s, "target_per_replica") + "/s" : "-";
 }
 
 // Runs a request and hands a successful JSON body to `print` (or prints it raw
@@ -148,11 +165,11 @@ int run(Client &client, const std::string &method, const std::string &path,
 
 void print_services(const json &j) {
     std::vector<std::vector<std::string>> rows = {
-        {"NAME", "STATE", "ADDRESS", "REPLICAS", "IDLE", "MEMORY", "WAKES", "CREATED"}};
+        {"NAME", "STATE", "ADDRESS", "REPLICAS", "TARGET", "IDLE", "MEMORY", "WAKES", "CREATED"}};
     for (auto &s : j["services"]) {
         std::string state = str(s, "state");
         if (s["failure"]["crash_loop"].get<bool>()) state += " (crash loop)";
-        rows.push_back({str(s, "name"), state, address_of(s), replicas_of(s),
+        rows.push_back({str(s, "name"), state, address_of(s), replicas_of(s), target_of(s),
                         format_duration_ms(s["idle_timeout_ms"].get<uint64_t>()),
                         str(s, "memory_mib") + "MiB", str(s, "wakes"),
                         format_age(s["created_at_ms"].get<int64_t>(), now_ms())});
@@ -180,10 +197,21 @@ void print_service(const json &s) {
     line("Cmdline:", str(s, "cmdline").empty() ? "-" : str(s, "cmdline"));
     line("Idle timeout:", format_duration_ms(s["idle_timeout_ms"].get<uint64_t>()));
     line("Stateful:", s["stateful"].get<bool>() ? "yes" : "no");
-    std::string target = s["target_per_replica"].get<uint64_t>() ? str(s, "target_per_replica") : "-";
-    line("Replicas:", str(s, "replicas_ready") + " ready of " + str(s, "replicas_total") +
-                          " (min " + str(s, "min_replicas") + ", max " + str(s, "max_replicas") +
-                          ", target " + target + ")");
+    line("Replicas:", replica_states_of(s) + " (min " + str(s, "min_replicas") + ", max " +
+                          str(s, "max_replicas") + ", target " + target_of(s) + " new flows per replica)");
+    if (s.contains("autoscale") && s["autoscale"].is_object()) {
+        const auto &a = s["autoscale"];
+        std::string scaling = a["active"].get<bool>() ? "active" : "idle";
+        scaling += ", " + str(a, "decisions") + " decisions";
+        if (a["last_decision"].is_object()) {
+            const auto &d = a["last_decision"];
+            char load[32];
+            std::snprintf(load, sizeof load, "%.0f", d["load_per_s"].get<double>());
+            scaling += "; last: " + str(d, "reason") + " " + str(d, "from") + " -> " + str(d, "to") +
+                       " at " + load + " flows/s, " + format_age(d["at_ms"].get<int64_t>(), now_ms());
+        }
+        line("Autoscale:", scaling);
+    }
     std::string wakes = str(s, "wakes");
     if (!s["last_wake_latency_ms"].is_null()) {
         char buf[48];

@@ -81,9 +81,18 @@ unsigned int wisp_tcp_isn(const struct ip_addr *local_ip, unsigned short local_p
 #define LWIP_TCP_SACK_OUT 0
 #define TCP_LISTEN_BACKLOG 1
 #define TCP_DEFAULT_LISTEN_BACKLOG 255
-/* TIME_WAIT = 2 * MSL: 30 s instead of lwIP's 120 s bounds the pcbs a busy
- * server keeps after closing first. */
-#define TCP_MSL 15000UL
+/* TIME_WAIT = 2 * MSL = 2 s (lwIP's default is 120 s). A server that closes
+ * first (`Connection: close`) keeps a TIME_WAIT pcb per connection; a client
+ * that opens thousands of short connections reuses its ephemeral ports, and a
+ * SYN that meets one of those pcbs is dropped or reset, so the client stalls
+ * for a SYN retransmission (1 s and more) once it has cycled through its
+ * ports: after a few thousand connections. With 2 s, a port would have to come
+ * back within 2 s, i.e. thousands of connections per second from one client
+ * address for the whole port range. The data
+ * plane's flow affinity sends a reused port to the same replica, so it is this
+ * guest's TIME_WAIT that matters. Old duplicates of a closed connection live
+ * for milliseconds on the paths a guest sees (one host), not for minutes. */
+#define TCP_MSL 1000UL
 #define LWIP_CHECKSUM_ON_COPY 1
 /* TCP timers tick every 100 ms (lwIP default 250): retransmission timeouts are
  * counted in coarse ticks (2 x this), so a lost segment on a sub-millisecond

@@ -192,6 +192,9 @@ struct Dataplane::Impl {
     MapSizes sizes;
     bool reused = false;
     int possible_cpus = 0;
+    // replica_counters_range(): per-CPU values of one batch, kept between calls.
+    mutable std::vector<wisp_replica_stats> batch_values;
+    mutable std::vector<uint32_t> batch_keys;
     uint32_t services_map_id = 0;
     std::unique_ptr<wisp_dataplane, SkeletonDeleter> skel;
     std::unique_ptr<ring_buffer, RingDeleter> ring;
@@ -685,6 +688,43 @@ Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
         c.last_out_ns = std::max<uint64_t>(c.last_out_ns, s.last_out_ns);
     }
     return c;
+}
+
+Status Dataplane::replica_counters_range(uint32_t first, uint32_t count,
+                                         std::vector<ReplicaCounters> &out) const {
+    out.clear();
+    if (first == WISP_REPLICA_NONE || first >= impl_->sizes.replicas || count == 0) return {};
+    count = std::min(count, impl_->sizes.replicas - first);
+    auto cpus = static_cast<size_t>(impl_->possible_cpus);
+    // Per-CPU values come as value_size (64, a multiple of 8) per possible CPU.
+    static_assert(sizeof(wisp_replica_stats) % 8 == 0);
+    impl_->batch_values.resize(size_t{count} * cpus);
+    impl_->batch_keys.resize(count);
+    // An array's batch starts after the key in in_batch: first - 1 (ids start at 1).
+    uint32_t in_batch = first - 1, out_batch = 0;
+    uint32_t n = count;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(impl_->fd(Map::replica_stats), &in_batch, &out_batch,
+                                  impl_->batch_keys.data(), impl_->batch_values.data(), &n, &opts);
+    // ENOENT: the read reached the map's end; n says how many were read.
+    if (rc != 0 && errno != ENOENT) return errno_error("batched read of replica counters");
+    out.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        ReplicaCounters &c = out[i];
+        const wisp_replica_stats *per_cpu = &impl_->batch_values[size_t{i} * cpus];
+        for (size_t cpu = 0; cpu < cpus; ++cpu) {
+            const wisp_replica_stats &s = per_cpu[cpu];
+            c.in_packets += s.in_packets;
+            c.in_bytes += s.in_bytes;
+            c.out_packets += s.out_packets;
+            c.out_bytes += s.out_bytes;
+            c.new_flows += s.new_flows;
+            c.spoofed += s.spoofed;
+            c.last_in_ns = std::max<uint64_t>(c.last_in_ns, s.last_in_ns);
+            c.last_out_ns = std::max<uint64_t>(c.last_out_ns, s.last_out_ns);
+        }
+    }
+    return {};
 }
 
 Result<std::optional<wisp_flow>> Dataplane::lookup_flow(const wisp_flow_key &key) const {

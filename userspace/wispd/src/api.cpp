@@ -128,6 +128,16 @@ json wake_trace_json(const WakeTrace &t) {
               {"first_hypercall", at(t.first_hypercall_ns)}}}};
 }
 
+// Every replica state, zeros included, so clients can rely on the keys.
+json replicas_by_state(const std::vector<ReplicaRecord> &replicas) {
+    json j = json::object();
+    for (auto st : {ReplicaState::kBooting, ReplicaState::kRestoring, ReplicaState::kReady,
+                    ReplicaState::kDraining, ReplicaState::kSnapshotting, ReplicaState::kStopping})
+        j[to_string(st)] = 0;
+    for (auto &r : replicas) j[to_string(r.state)] = j[to_string(r.state)].get<int>() + 1;
+    return j;
+}
+
 json service_json(const ServiceView &v, bool detailed) {
     const auto &r = v.record;
     size_t ready = static_cast<size_t>(std::count_if(v.replicas.begin(), v.replicas.end(), [](auto &x) {
@@ -149,6 +159,7 @@ json service_json(const ServiceView &v, bool detailed) {
               {"target_per_replica", r.spec.target_per_replica},
               {"replicas_ready", ready},
               {"replicas_total", v.replicas.size()},
+              {"replicas_by_state", replicas_by_state(v.replicas)},
               {"wakes", v.wakes},
               {"created_at", format_time_ms(r.created_ms)},
               {"created_at_ms", r.created_ms},
@@ -163,6 +174,17 @@ json service_json(const ServiceView &v, bool detailed) {
     if (!detailed) return j;
     j["last_wake_latency_ms"] = v.last_wake_latency_ms < 0 ? json(nullptr) : json(v.last_wake_latency_ms);
     j["last_wake"] = wake_trace_json(v.last_wake);
+    json decision = nullptr;
+    if (v.last_decision.at_ms != 0)
+        decision = {{"reason", to_string(v.last_decision.reason)},
+                    {"from", v.last_decision.from},
+                    {"to", v.last_decision.to},
+                    {"load_per_s", v.last_decision.stable_load},
+                    {"at", format_time_ms(v.last_decision.at_ms)},
+                    {"at_ms", v.last_decision.at_ms}};
+    j["autoscale"] = {{"active", v.autoscaled},
+                      {"decisions", v.scale_decisions},
+                      {"last_decision", decision}};
     j["wake_buffer"] = {{"frames", v.buffered_frames},
                         {"dropped", v.dropped_frames},
                         {"restore_in_flight", v.restore_in_flight}};

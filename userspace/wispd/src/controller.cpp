@@ -45,6 +45,7 @@ Controller::Controller(Store &store, Ports ports, MetricsRegistry &metrics,
       metrics_(metrics),
       config_(std::move(config)),
       replica_ids_(1, config_.max_replica_id),
+      autoscaler_(config_.autoscale),
       wakes_(metrics.counters("wisp_wakes_total",
                               "Services woken from zero whose replica became ready")),
       wake_latency_(metrics
@@ -69,6 +70,12 @@ Controller::Controller(Store &store, Ports ports, MetricsRegistry &metrics,
                                        "Buffered frames replayed into a replica's tap")),
       idle_stops_(metrics.counter("wisp_idle_stops_total",
                                   "Replicas taken down after their idle timeout")),
+      scale_decisions_(metrics.counters(
+          "wisp_scale_decisions_total",
+          "Autoscaler decisions that changed a service's replica count, by service and "
+          "reason (scale_out, panic, scale_in, bounds)")),
+      autoscale_ticks_(metrics.counter("wisp_autoscale_ticks_total",
+                                       "Runs of the autoscaler's fast loop")),
       events_ignored_(metrics.counter(
           "wisp_events_ignored_total",
           "Data-plane or monitor events for unknown services or replicas")) {
@@ -77,6 +84,7 @@ Controller::Controller(Store &store, Ports ports, MetricsRegistry &metrics,
 }
 
 Controller::~Controller() {
+    ports_.scheduler.cancel(autoscale_timer_);
     for (auto &[id, s] : services_) {
         ports_.scheduler.cancel(s.retry_timer);
         for (auto &[rid, r] : s.replicas) cancel_timers(r);
@@ -162,6 +170,9 @@ ServiceView Controller::view_of(const ServiceRuntime &s) const {
     v.wakes = s.wakes;
     v.last_wake_latency_ms = s.last_wake_latency_ms;
     v.last_wake = s.last_wake;
+    v.autoscaled = autoscaled_.count(s.record.id) > 0;
+    v.last_decision = s.last_decision;
+    v.scale_decisions = s.scale_decisions;
     return v;
 }
 
@@ -413,6 +424,7 @@ Status Controller::recover() {
         } else if (s.record.state == ServiceState::kStandby && s.record.spec.min_replicas > 0) {
             start_restore(s);
         }
+        refresh_autoscaling(s);
     }
 
     // Entries in the pinned maps that the store no longer knows (deleted while
@@ -471,6 +483,8 @@ Status Controller::delete_service(const std::string &name) {
     }
     remove_tree_logged(config_.layout.service_snapshots(name));
     remove_tree_logged(config_.layout.service_logs(name));
+    autoscaled_.erase(s->record.id);
+    autoscaler_.forget(s->record.id);
     services_.erase(s->record.id);
     return {};
 }
@@ -481,6 +495,8 @@ Result<ServiceRecord> Controller::update_settings(const std::string &name,
     if (!s) return Error{ENOENT, "service: '" + name + "' does not exist"};
     if (settings.min_replicas > settings.max_replicas)
         return invalid("min_replicas: must not exceed max_replicas");
+    if (s->record.spec.stateful && settings.max_replicas > 1)
+        return invalid("max_replicas: a stateful service runs at most one replica");
     WISP_RETURN_IF_ERROR(
         store_.update_service_settings(s->record.id, settings, ports_.scheduler.wall_ms()));
     auto &spec = s->record.spec;
@@ -500,19 +516,155 @@ Result<ServiceRecord> Controller::update_settings(const std::string &name,
         ReplicaId rep = rid;
         r.idle_timer = ports_.scheduler.schedule_after_ms(0, [this, sid, rep] { check_idle(sid, rep); });
     }
-    // Above the new maximum: drain the newest replicas first.
-    while (ready_replicas(*s) > spec.max_replicas) {
-        ReplicaRuntime *newest = nullptr;
-        for (auto &[rid, r] : s->replicas)
-            if (r.record.state == ReplicaState::kReady) newest = &r;
-        drain_replica(*s, *newest);
+    // New bounds apply at once, through the policy (which drains the least busy
+    // replicas and starts the missing ones in parallel); then the fast loop takes
+    // the service on, or lets it go.
+    if (s->record.state == ServiceState::kRunning) {
+        ServiceRuntime *one[] = {s};
+        evaluate(one, ports_.scheduler.now_ns());
     }
-    // Below the new minimum: start one (the next follows when it is ready).
-    if (ready_replicas(*s) < spec.min_replicas &&
-        (s->record.state == ServiceState::kStandby || s->record.state == ServiceState::kRunning))
+    refresh_autoscaling(*s);
+    // At zero with a minimum: wake one (the fast loop starts the others with it).
+    if (ready_replicas(*s) < spec.min_replicas && s->record.state == ServiceState::kStandby)
         start_restore(*s);
     s->record.updated_ms = ports_.scheduler.wall_ms();
     return s->record;
+}
+
+// ---- autoscaling ------------------------------------------------------------------
+//
+// The fast loop runs every autoscale_period_ns while at least one service is in
+// autoscaled_, and not at all otherwise: no per-tick work for services that do not
+// autoscale. Per tick: one batched read of the data plane's counters for every
+// replica of every autoscaled service, then Autoscaler::tick() per service.
+
+bool Controller::autoscales(const ServiceRuntime &s) const {
+    const auto &spec = s.record.spec;
+    if (spec.stateful || spec.max_replicas <= 1) return false;
+    if (spec.target_per_replica == 0 && spec.min_replicas <= 1) return false;
+    if (s.record.state != ServiceState::kRunning && s.record.state != ServiceState::kWaking)
+        return false;
+    return std::any_of(s.replicas.begin(), s.replicas.end(), [](auto &p) {
+        auto st = p.second.record.state;
+        return st == ReplicaState::kReady || st == ReplicaState::kRestoring;
+    });
+}
+
+void Controller::refresh_autoscaling(ServiceRuntime &s) {
+    ServiceId id = s.record.id;
+    if (autoscales(s)) {
+        if (autoscaled_.insert(id).second) arm_autoscale_tick();
+        return;
+    }
+    if (autoscaled_.erase(id)) autoscaler_.forget(id);
+}
+
+void Controller::arm_autoscale_tick() {
+    if (autoscale_timer_ || autoscaled_.empty()) return;
+    uint64_t now = ports_.scheduler.now_ns();
+    // Fixed rate while it keeps up; after a stall (a busy loop turn) from now.
+    next_tick_ns_ = std::max(next_tick_ns_ + config_.autoscale_period_ns, now);
+    if (next_tick_ns_ > now + config_.autoscale_period_ns) next_tick_ns_ = now;
+    autoscale_timer_ = ports_.scheduler.schedule_at(next_tick_ns_, [this] { autoscale_tick(); });
+}
+
+void Controller::autoscale_tick() {
+    autoscale_timer_ = 0;
+    autoscale_ticks_.inc();
+    tick_services_.clear();
+    for (auto it = autoscaled_.begin(); it != autoscaled_.end();) {
+        auto *s = find(*it);
+        if (!s || !autoscales(*s)) {
+            autoscaler_.forget(*it);
+            it = autoscaled_.erase(it);
+            continue;
+        }
+        tick_services_.push_back(s);
+        ++it;
+    }
+    evaluate(tick_services_, ports_.scheduler.now_ns());
+    arm_autoscale_tick();
+}
+
+namespace {
+// Replicas the policy hears about: serving, leaving, or starting.
+bool listed_for_policy(ReplicaState st) {
+    return st == ReplicaState::kReady || st == ReplicaState::kDraining ||
+           st == ReplicaState::kRestoring;
+}
+}  // namespace
+
+void Controller::evaluate(std::span<ServiceRuntime *const> services, uint64_t now) {
+    // The counters of every replica in the maps, in one batched read.
+    tick_ids_.clear();
+    for (auto *s : services)
+        for (auto &[rid, r] : s->replicas)
+            if (r.record.state == ReplicaState::kReady || r.record.state == ReplicaState::kDraining)
+                tick_ids_.push_back(rid);
+    if (auto st = ports_.dataplane.replica_loads(tick_ids_, tick_loads_); !st) {
+        if (load_read_errors_++ % 1000 == 0)
+            spdlog::error("autoscaler: reading replica counters: {} ({} times)",
+                          st.error().describe(), load_read_errors_);
+        return;
+    }
+    size_t next = 0;  // tick_ids_ holds the services' replicas in this same order
+    for (auto *s : services) {
+        tick_replicas_.clear();
+        for (auto &[rid, r] : s->replicas) {
+            if (!listed_for_policy(r.record.state)) continue;
+            ReplicaLoad load{rid, r.record.state, 0, 0, 0, r.launched_ns};
+            if (r.record.state != ReplicaState::kRestoring && next < tick_loads_.size()) {
+                load.new_flows = tick_loads_[next].new_flows;
+                load.in_packets = tick_loads_[next].in_packets;
+                ++next;
+            }
+            tick_replicas_.push_back(load);
+        }
+        ScaleDecision d = autoscaler_.tick(s->record.id, autoscale_params(s->record.spec),
+                                           tick_replicas_, now);
+        if (d.desired != d.current) apply_decision(*s, d, now);
+    }
+}
+
+void Controller::apply_decision(ServiceRuntime &s, const ScaleDecision &d, uint64_t now) {
+    if (d.desired > d.current) {
+        if (now < s.scale_out_hold_until_ns) return;
+        uint32_t started = 0;
+        for (uint32_t i = d.current; i < d.desired; ++i) {
+            if (!launch_restore(s, true)) break;
+            ++started;
+        }
+        if (started == 0) return;
+    } else {
+        // The policy names exactly current - desired replicas. The last READY one
+        // is never drained here: going to zero is the idle timeout's job (a wake
+        // would otherwise wait for a replica that is still draining).
+        std::vector<ReplicaId> drain(d.drain.begin(), d.drain.end());
+        uint32_t acted = 0;
+        for (ReplicaId rid : drain) {
+            auto it = s.replicas.find(rid);
+            if (it == s.replicas.end()) continue;
+            ReplicaRuntime &r = it->second;
+            if (r.record.state == ReplicaState::kRestoring) {
+                journal(s, rid, "scale-in", "restore cancelled by a scale-in");
+                stop_replica(s, r);
+                ++acted;
+            } else if (r.record.state == ReplicaState::kReady && ready_replicas(s) > 1) {
+                drain_replica(s, r);
+                ++acted;
+            }
+        }
+        if (acted == 0) return;
+    }
+    ++s.scale_decisions;
+    s.last_decision = {d.reason, d.current, d.desired, d.stable_load, ports_.scheduler.wall_ms()};
+    scale_decisions_.with({{"service", s.record.spec.name}, {"reason", to_string(d.reason)}}).inc();
+    journal(s, {}, "scale",
+            fmt::format("{}: {} -> {} replicas (load {:.0f}/s over the stable window{})",
+                        to_string(d.reason), d.current, d.desired, d.stable_load,
+                        d.panic_load >= 0 ? fmt::format(", {:.0f}/s over the panic window",
+                                                        d.panic_load)
+                                          : std::string()));
 }
 
 // ---- golden boot --------------------------------------------------------------------
@@ -665,18 +817,38 @@ void Controller::on_dataplane_event(const DpEvent &ev) {
 
 void Controller::start_restore(ServiceRuntime &s) {
     if (restore_in_flight(s)) return;
+    (void)launch_restore(s, false);
+}
+
+bool Controller::launch_restore(ServiceRuntime &s, bool scale_out) {
+    // A wake that cannot start fails the service (backoff, SYNs kept); a scale-out
+    // that cannot start leaves it serving on what it has and tries again shortly.
+    auto failed = [&](const std::string &why) {
+        if (!scale_out) {
+            fail(s, "restore", why);
+            return false;
+        }
+        failures_.with({{"stage", "scale-out"}}).inc();
+        s.scale_out_hold_until_ns =
+            ports_.scheduler.now_ns() + config_.scale_out_retry_ms * 1'000'000;
+        journal(s, {}, "scale-out-failed",
+                fmt::format("{}; next attempt in {} ms", why, config_.scale_out_retry_ms));
+        return false;
+    };
     std::optional<SnapshotId> from;
     auto chain = restore_chain(s, &from);
-    if (chain.empty()) return fail(s, "restore", "no snapshot to restore from");
-    ports_.scheduler.cancel(s.retry_timer);
-    s.retry_timer = 0;
-    s.wake_pending = false;
+    if (chain.empty()) return failed("no snapshot to restore from");
+    if (!scale_out) {
+        ports_.scheduler.cancel(s.retry_timer);
+        s.retry_timer = 0;
+        s.wake_pending = false;
+    }
 
     auto tap = ports_.taps.create();
-    if (!tap) return fail(s, "restore", "tap: " + tap.error().describe());
+    if (!tap) return failed("tap: " + tap.error().describe());
     int ifindex = tap->ifindex;
     auto r = new_replica(s, ReplicaState::kRestoring, *tap, from);
-    if (!r) return fail(s, "restore", r.error().describe());
+    if (!r) return failed(r.error().describe());
     ReplicaRuntime &rt = **r;
     ReplicaId rid = rt.record.id;
     rt.restored_from = chain.back();
@@ -684,22 +856,25 @@ void Controller::start_restore(ServiceRuntime &s) {
     if (!tap->prepared) {
         if (auto st = ports_.dataplane.attach_tap(ifindex, rid); !st) {
             forget_replica(s, rid);
-            return fail(s, "restore", "data plane: " + st.error().describe());
+            return failed("data plane: " + st.error().describe());
         }
     }
 
     if (auto st = launch_replica(s, rt, LaunchRequest::Mode::kRestore, chain, std::move(*tap)); !st) {
         forget_replica(s, rid);
-        return fail(s, "restore", "monitor: " + st.error().describe());
+        return failed("monitor: " + st.error().describe());
     }
-    s.wake_trace.restore_sent_ns = ports_.scheduler.now_ns();
-    s.wake_trace.replica = rid;
+    if (!scale_out) {
+        s.wake_trace.restore_sent_ns = ports_.scheduler.now_ns();
+        s.wake_trace.replica = rid;
+    }
     if (s.record.state != ServiceState::kRunning) {
         // Persisted with the outcome (running, or failed): no commit on the wake path.
         transition(s, ServiceState::kWaking);
         sync_dataplane(s);
     }
     arm_op_timer(s, rt, config_.restore_timeout_ms, "restore");
+    return true;
 }
 
 std::vector<DpEvent> Controller::collect_pending_syns(ServiceRuntime &s) {
@@ -776,7 +951,7 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
     // The store and the journal catch up a little later, once the guest has had the
     // cores to itself: no disk write delays a wake.
     std::vector<std::pair<std::string, std::string>> lines = {
-        {"waking", "restoring from " + r.restored_from},
+        {woke ? "waking" : "scale-out", "restoring from " + r.restored_from},
         {"ready", fmt::format("replica running {:.3f} ms after the restore began{}; {} frames "
                               "replayed",
                               ns_to_ms(now - r.launched_ns), latency, replayed)}};
@@ -805,6 +980,7 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
     });
     r.idle_timer = ports_.scheduler.schedule_after_ms(s.record.spec.idle_timeout_ms,
                                                       [this, sid, rid] { check_idle(sid, rid); });
+    refresh_autoscaling(s);
     if (ready_replicas(s) < s.record.spec.min_replicas) start_restore(s);
     for (auto &other : other_services) on_dataplane_event(other);
 }
@@ -867,8 +1043,44 @@ void Controller::drain_replica(ServiceRuntime &s, ReplicaRuntime &r) {
         journal(s, r.record.id, "snapshot-failed",
                 "stateful snapshot could not start: " + st.error().describe() +
                     "; state since the previous snapshot is lost");
+        stop_replica(s, r);
+        return;
     }
-    stop_replica(s, r);
+    // Stateless: it stays in the maps as DRAINING (its flows keep reaching it, new
+    // ones go elsewhere) and stops once they are quiet. A replica drained for its
+    // idle timeout is quiet already and stops at once.
+    r.drain_started_ns = ports_.scheduler.now_ns();
+    check_drained(s.record.id, r.record.id);
+}
+
+void Controller::check_drained(ServiceId sid, ReplicaId rid) {
+    ServiceRuntime *s = nullptr;
+    auto *r = find_replica(rid, &s);
+    if (!r || s->record.id != sid) return;
+    r->idle_timer = 0;
+    if (r->record.state != ReplicaState::kDraining) return;
+    uint64_t now = ports_.scheduler.now_ns();
+    uint64_t last = 0;
+    if (auto a = ports_.dataplane.last_activity_ns(rid); a) last = *a;
+    else spdlog::warn("replica {}: last activity: {}", rid, a.error().describe());
+    uint64_t since = std::max(last, r->ready_ns);
+    uint64_t quiet_ns =
+        std::min<uint64_t>(s->record.spec.idle_timeout_ms, config_.drain_idle_ms) * 1'000'000;
+    uint64_t deadline = r->drain_started_ns + config_.max_drain_ms * 1'000'000;
+    if (now >= since + quiet_ns || now >= deadline) {
+        if (now < since + quiet_ns)
+            journal(*s, rid, "drain-timeout",
+                    fmt::format("still carrying traffic {} ms after it was drained; stopping it",
+                                config_.max_drain_ms));
+        else if (now > r->drain_started_ns)
+            journal(*s, rid, "drained",
+                    fmt::format("flows quiet for {:.1f} ms, {:.1f} ms after it was drained",
+                                ns_to_ms(now - since), ns_to_ms(now - r->drain_started_ns)));
+        stop_replica(*s, *r);
+        return;
+    }
+    r->idle_timer = ports_.scheduler.schedule_at(std::min(since + quiet_ns, deadline),
+                                                 [this, sid, rid] { check_drained(sid, rid); });
 }
 
 void Controller::stateful_written(ServiceRuntime &s, ReplicaRuntime &r, const MonitorEvent &ev) {

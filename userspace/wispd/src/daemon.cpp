@@ -131,14 +131,48 @@ Status Daemon::recover() {
                            ReplicaState::kDraining, ReplicaState::kSnapshotting,
                            ReplicaState::kStopping})
             replicas.with({{"state", to_string(state)}}).set(0);
+        // Per service: only services with replicas get series (all six states), so
+        // thousands of services at zero add none. Memory: each instance's monitor
+        // PSS (guest memory included) from /proc/PID/smaps_rollup, read here only.
+        auto &per_service = m.gauges("wisp_service_replicas",
+                                     "Replicas of each service with any, by state");
+        auto &instances = m.gauges("wisp_instances",
+                                   "Instances running (a monitor with a guest) and services on "
+                                   "standby (at zero: a snapshot, no process)");
+        auto &pss = m.gauges("wisp_instance_memory_pss_bytes",
+                             "Proportional set size of each instance's monitor process "
+                             "(shared snapshot pages split between their users)");
+        auto &pss_total = m.gauge("wisp_instances_memory_pss_bytes",
+                                  "Sum of wisp_instance_memory_pss_bytes over all instances");
+        per_service.clear();
+        pss.clear();
+        double running = 0, standby = 0, pss_sum = 0;
         for (auto &v : controller_->services()) {
             auto &g = services.with({{"state", to_string(v.record.state)}});
             g.set(g.value() + 1);
+            if (v.record.state == ServiceState::kStandby) ++standby;
+            if (!v.replicas.empty())
+                for (auto state : {ReplicaState::kBooting, ReplicaState::kRestoring,
+                                   ReplicaState::kReady, ReplicaState::kDraining,
+                                   ReplicaState::kSnapshotting, ReplicaState::kStopping})
+                    per_service.with({{"service", v.record.spec.name}, {"state", to_string(state)}})
+                        .set(0);
             for (auto &r : v.replicas) {
                 auto &rg = replicas.with({{"state", to_string(r.state)}});
                 rg.set(rg.value() + 1);
+                auto &sg = per_service.with({{"service", v.record.spec.name}, {"state", to_string(r.state)}});
+                sg.set(sg.value() + 1);
+                ++running;
+                if (auto bytes = process_pss_bytes(r.monitor_pid)) {
+                    pss.with({{"service", v.record.spec.name}, {"replica", std::to_string(r.id)}})
+                        .set(static_cast<double>(*bytes));
+                    pss_sum += static_cast<double>(*bytes);
+                }
             }
         }
+        instances.with({{"state", "running"}}).set(running);
+        instances.with({{"state", "standby"}}).set(standby);
+        pss_total.set(pss_sum);
         m.gauge("wisp_monitors_idle", "Pre-forked monitors waiting for work")
             .set(static_cast<double>(monitors_->idle_monitors()));
         auto &dp = m.counters("wisp_dataplane_packets_total",

@@ -185,6 +185,24 @@ Result<uint64_t> BpfDataPlane::last_activity_ns(ReplicaId replica) {
     return last ? last + stamp_resolution_ns_ / 2 : 0;
 }
 
+Status BpfDataPlane::replica_loads(std::span<const ReplicaId> ids,
+                                   std::vector<DpReplicaLoad> &out) {
+    out.assign(ids.size(), DpReplicaLoad{});
+    if (ids.empty()) return {};
+    // One batch over the id range that holds them all: one syscall per tick
+    // however many replicas (ids are small and reused, so the range stays dense).
+    auto [lo, hi] = std::minmax_element(ids.begin(), ids.end());
+    WISP_RETURN_IF_ERROR(dp_->replica_counters_range(*lo, *hi - *lo + 1, range_));
+    for (size_t i = 0; i < ids.size(); ++i) {
+        size_t at = ids[i] - *lo;
+        if (at >= range_.size()) continue;
+        const auto &c = range_[at];
+        uint64_t last = c.last_activity_ns();
+        out[i] = {c.new_flows, c.in_packets, last ? last + stamp_resolution_ns_ / 2 : 0};
+    }
+    return {};
+}
+
 Result<std::vector<ServiceId>> BpfDataPlane::list_services() {
     auto all = dp_->list_services();
     if (!all) return std::move(all).error();

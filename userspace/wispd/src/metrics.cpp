@@ -6,6 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace wisp::wispd {
 
@@ -153,6 +157,24 @@ std::string MetricsRegistry::render() {
         }
     }
     return out;
+}
+
+std::optional<uint64_t> process_pss_bytes(int pid) {
+    if (pid <= 0) return std::nullopt;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char buf[2048];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return std::nullopt;
+    buf[n] = 0;
+    const char *pss = std::strstr(buf, "\nPss:");
+    if (!pss) return std::nullopt;
+    unsigned long long kib = 0;
+    if (std::sscanf(pss + 5, " %llu kB", &kib) != 1) return std::nullopt;
+    return static_cast<uint64_t>(kib) * 1024;
 }
 
 }  // namespace wisp::wispd

@@ -216,6 +216,10 @@ Result<ServiceSpec> parse_service_spec(const json &body,
     spec.min_replicas = settings.min_replicas;
     spec.max_replicas = settings.max_replicas;
     spec.target_per_replica = settings.target_per_replica;
+    // Each replica of a stateful service would write its own state snapshot and the
+    // next wake could restore only one of them.
+    if (spec.stateful && spec.max_replicas > 1)
+        return field_error("max_replicas", "a stateful service runs at most one replica");
     return spec;
 }
 

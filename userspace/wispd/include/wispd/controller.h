@@ -6,9 +6,16 @@
 //   WAKE    -> WAKING: one restore in flight per service, later SYNs buffered
 //           -> monitor says running -> replica READY in the maps -> replay the
 //              buffered SYNs into its tap -> RUNNING
+//   load    -> the fast loop (every autoscale_period_ns, only while some service
+//              autoscales) reads all their replicas' counters in one batched map
+//              read and asks the Autoscaler; scale-out starts restores in parallel,
+//              scale-in drains the replicas it names
 //   idle    -> replica out of the selection; the last one takes the service to
 //              DRAINING (ZERO in the maps) -> stop, or stateful snapshot then stop
 //              -> STANDBY
+//   drain   -> a drained replica stays in the maps as DRAINING (its flows keep
+//              going to it, no new ones) until no packet has passed for the
+//              service's idle timeout (or max_drain_ms), then stops
 //   failure -> FAILED with the reason; exponential backoff; crash loops flagged
 //
 // Single-threaded: every method runs on the loop thread. No kernel calls: those
@@ -17,11 +24,13 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "wisp/result.h"
+#include "wispd/autoscaler.h"
 #include "wispd/layout.h"
 #include "wispd/lifecycle.h"
 #include "wispd/metrics.h"
@@ -46,6 +55,20 @@ struct ControllerConfig {
     // After a wake, the store rows and journal lines are written this much later,
     // not while the guest runs into its first pages on a small host's cores.
     uint64_t bookkeeping_delay_ms = 5;
+    // The autoscaler's fast loop (docs/autoscale.md). It runs only while at least
+    // one service autoscales.
+    uint64_t autoscale_period_ns = 5'000'000;
+    AutoscalePolicy autoscale;
+    // A drained replica that still carries traffic this long after it left the
+    // selection is stopped anyway (its remaining connections are cut).
+    uint64_t max_drain_ms = 300'000;
+    // A drained replica stops once no packet has passed in either direction for
+    // this long (or the service's idle timeout, if shorter): its connections are
+    // done, or idle long enough to be treated like an idle keep-alive connection.
+    uint64_t drain_idle_ms = 1'000;
+    // After a scale-out restore could not start (no monitor, no tap), scale-out
+    // waits this long before the next attempt.
+    uint64_t scale_out_retry_ms = 100;
 };
 
 struct Ports {
@@ -82,6 +105,16 @@ struct ServiceView {
     uint64_t wakes = 0;
     double last_wake_latency_ms = -1;  // -1: no wake yet
     WakeTrace last_wake;
+    // The autoscaler's view: whether the fast loop watches the service now, and its
+    // last decision that changed the count (reason kHold and at_ms 0 before any).
+    bool autoscaled = false;
+    struct Decision {
+        ScaleReason reason = ScaleReason::kHold;
+        uint32_t from = 0, to = 0;
+        double stable_load = 0;  // flows/s over the stable window when it was taken
+        int64_t at_ms = 0;
+    } last_decision;
+    uint64_t scale_decisions = 0;
 };
 
 class Controller final : public MonitorEventSink {
@@ -112,6 +145,10 @@ public:
     void on_dataplane_event(const DpEvent &event);
     void on_monitor_event(const MonitorEvent &event) override;
 
+    // Services the fast loop watches (target > 0 or min > 1, max > 1, stateless,
+    // with a replica ready or restoring). For tests and metrics.
+    const std::set<ServiceId> &autoscaled_services() const { return autoscaled_; }
+
 private:
     struct ReplicaRuntime {
         ReplicaRecord record;
@@ -119,6 +156,7 @@ private:
         Scheduler::TimerId idle_timer = 0;
         uint64_t launched_ns = 0;
         uint64_t ready_ns = 0;
+        uint64_t drain_started_ns = 0;  // DRAINING since (0: not draining)
         MacAddress tap_mac;        // zero for replicas adopted after a restart
         bool stored = false;       // its row exists (a restore writes it after the replay)
         std::string restored_from;  // snapshot directory, for the journal
@@ -136,6 +174,9 @@ private:
         double last_wake_latency_ms = -1;
         WakeTrace wake_trace;  // the wake in flight
         WakeTrace last_wake;
+        uint64_t scale_out_hold_until_ns = 0;  // a scale-out restore failed: wait
+        ServiceView::Decision last_decision;
+        uint64_t scale_decisions = 0;
     };
 
     ServiceRuntime *find(ServiceId id);
@@ -155,7 +196,12 @@ private:
 
     // Steps of the lifecycle.
     void start_golden_boot(ServiceRuntime &s);
+    // A wake (or a minimum): one restore in flight per service.
     void start_restore(ServiceRuntime &s);
+    // One more replica restored from the golden snapshot on its own tap; scale-out
+    // calls it once per missing replica, so they restore in parallel. False when it
+    // could not start (`scale_out`: the service keeps serving, no failure state).
+    bool launch_restore(ServiceRuntime &s, bool scale_out);
     Result<ReplicaRuntime *> new_replica(ServiceRuntime &s, ReplicaState state, Tap &tap,
                                          std::optional<SnapshotId> snapshot);
     // Hands the replica to a monitor and records the monitor's identity.
@@ -169,6 +215,20 @@ private:
     ReplayTarget replay_target(const ReplicaRuntime &r) const;
     void check_idle(ServiceId sid, ReplicaId rid);
     void drain_replica(ServiceRuntime &s, ReplicaRuntime &r);
+    // Stops a DRAINING replica once its flows are idle (or max_drain_ms is over);
+    // else looks again when they could be.
+    void check_drained(ServiceId sid, ReplicaId rid);
+
+    // The autoscaler's fast loop.
+    bool autoscales(const ServiceRuntime &s) const;
+    // Adds the service to (or drops it from) the fast loop's set, arming the loop.
+    void refresh_autoscaling(ServiceRuntime &s);
+    void arm_autoscale_tick();
+    void autoscale_tick();
+    // Reads the counters of the services' replicas (one batched read) and applies
+    // one decision per service.
+    void evaluate(std::span<ServiceRuntime *const> services, uint64_t now_ns);
+    void apply_decision(ServiceRuntime &s, const ScaleDecision &d, uint64_t now_ns);
     void stop_replica(ServiceRuntime &s, ReplicaRuntime &r);
     void forget_replica(ServiceRuntime &s, ReplicaId rid);
     void replica_gone(ServiceRuntime &s, ReplicaId rid, const MonitorEvent &event);
@@ -197,6 +257,17 @@ private:
     std::unordered_map<ReplicaId, ServiceId> replica_owner_;
     IdAllocator replica_ids_;
 
+    Autoscaler autoscaler_;
+    std::set<ServiceId> autoscaled_;
+    Scheduler::TimerId autoscale_timer_ = 0;
+    uint64_t next_tick_ns_ = 0;
+    // Fast-loop scratch, reused between ticks (the steady state allocates nothing).
+    std::vector<ServiceRuntime *> tick_services_;
+    std::vector<ReplicaId> tick_ids_;
+    std::vector<DpReplicaLoad> tick_loads_;
+    std::vector<ReplicaLoad> tick_replicas_;
+    uint64_t load_read_errors_ = 0;
+
     // Metrics owned by the controller (stable references into the registry).
     CounterFamily &wakes_;
     Histogram &wake_latency_;
@@ -206,6 +277,8 @@ private:
     Counter &frames_dropped_;
     Counter &frames_replayed_;
     Counter &idle_stops_;
+    CounterFamily &scale_decisions_;
+    Counter &autoscale_ticks_;
     Counter &events_ignored_;
 };
 

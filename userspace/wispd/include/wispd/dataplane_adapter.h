@@ -35,6 +35,7 @@ public:
     Status set_replicas(ServiceId id, const std::vector<DpReplica> &replicas) override;
     Status attach_tap(int ifindex, ReplicaId replica) override;
     Result<uint64_t> last_activity_ns(ReplicaId replica) override;
+    Status replica_loads(std::span<const ReplicaId> ids, std::vector<DpReplicaLoad> &out) override;
     Result<std::vector<ServiceId>> list_services() override;
     std::vector<DpCounter> counters() override;
     int event_fd() override;
@@ -64,6 +65,7 @@ private:
     std::unordered_map<ServiceId, ServiceEntry> services_;
     // Frames we could not use (truncated captures), for /metrics.
     uint64_t truncated_ = 0;
+    std::vector<dataplane::ReplicaCounters> range_;  // replica_loads() scratch
 };
 
 }  // namespace wisp::wispd

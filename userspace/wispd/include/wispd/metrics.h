@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -109,5 +110,10 @@ private:
     std::map<std::string, std::unique_ptr<HistogramFamily>> histograms_;
     std::vector<std::function<void(MetricsRegistry &)>> collectors_;
 };
+
+// The proportional set size of a process in bytes, from /proc/PID/smaps_rollup
+// (one small read; the kernel walks the process's page tables, tens of µs for a
+// guest of tens of MiB). nullopt if the process is gone or unreadable.
+std::optional<uint64_t> process_pss_bytes(int pid);
 
 }  // namespace wisp::wispd

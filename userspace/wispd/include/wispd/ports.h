@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +98,14 @@ struct DpEvent {
     std::vector<uint8_t> packet;
 };
 
+// A replica's traffic counters (wisp_rep_stats summed over CPUs), as the fast loop
+// reads them: cumulative since the replica id's current use began.
+struct DpReplicaLoad {
+    uint64_t new_flows = 0;
+    uint64_t in_packets = 0;
+    uint64_t last_activity_ns = 0;  // as last_activity_ns(): 0 if no packet yet
+};
+
 // A data-plane statistic for /metrics (e.g. {"forwarded", 1234}).
 struct DpCounter {
     std::string name;
@@ -121,6 +130,11 @@ public:
     // the data plane's stamps are coarse: the adapter centres them on the tick they
     // fall in); 0 if none yet.
     virtual Result<uint64_t> last_activity_ns(ReplicaId replica) = 0;
+    // The counters of every replica in `ids` (any order, no duplicates) in one
+    // batched read of the data plane, whatever their number: out[i] belongs to
+    // ids[i]. The autoscaler's fast loop calls it once per tick for all services.
+    virtual Status replica_loads(std::span<const ReplicaId> ids,
+                                 std::vector<DpReplicaLoad> &out) = 0;
     // Service ids present in the (pinned) maps: start-up reconciliation removes
     // the ones the store no longer knows.
     virtual Result<std::vector<ServiceId>> list_services() = 0;

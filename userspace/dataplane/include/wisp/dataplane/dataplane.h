@@ -107,6 +107,12 @@ class Dataplane {
     Status remove_replica(uint32_t id);
     Result<Replica> lookup_replica(uint32_t id) const;
     Result<ReplicaCounters> replica_counters(uint32_t id) const;
+    // The counters of replicas first .. first+count-1 in ONE batched map read
+    // (bpf_map_lookup_batch), for callers that watch many replicas every few ms:
+    // out[i] is replica first+i. Ids past the map's end are not read (out is
+    // shorter). Reuses `out`'s and an internal buffer's memory between calls.
+    Status replica_counters_range(uint32_t first, uint32_t count,
+                                  std::vector<ReplicaCounters> &out) const;
 
     // The flow-table entry of a flow, if any.
     Result<std::optional<wisp_flow>> lookup_flow(const wisp_flow_key &key) const;
