@@ -42,6 +42,10 @@ def main():
         steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd)', c, ":", 1e-3)
         steps(ax, run["api"], 3, f'{run["label"]}: draining/stopping (wispd)', c, "--", 1e-3)
     end = max([r["heavy_end_ms"] for r in runs] or [0]) / 1e3
+    for run in runs:
+        if run["markers"].get("scale_in") is not None:
+            ax.axvline(run["markers"]["scale_in"] / 1e3, color=COLORS.get(run["label"], "gray"), linestyle="-.",
+                       linewidth=1, label=f'{run["label"]}: back to 1 replica')
     for a in axes[:2]:
         a.axvspan(0, end, color="gray", alpha=0.08)
         a.axvline(0, color="black", linewidth=0.8)
@@ -70,6 +74,9 @@ def main():
         if bad:
             ax.scatter([r[0] / 1e3 for r in bad], [max(r[1], 0.01) for r in bad], marker="x", color="red",
                        label=f'{run["label"]}: failed ({len(bad)})')
+    last = max([r["maps"][-1][0] for r in runs if r["maps"]] or [0]) / 1e3
+    first = min([r["light_start_ms"] for r in runs] or [0]) / 1e3
+    ax.set_xlim(first - 0.1, last + 0.2)
     ax.set_yscale("log")
     ax.set_ylabel("request latency, connect() -> full response (ms)")
     ax.set_xlabel("seconds after the step")
