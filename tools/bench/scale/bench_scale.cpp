@@ -922,13 +922,15 @@ void report(const Options &o, const Run *on, const Run *off, const std::vector<R
 
     if (on) {
         std::printf("\n  ON: wispd's scale events (journal, ms after the step)\n");
+        std::vector<std::pair<double, std::string>> lines;
         for (auto &e : on->events) {
             if (e.value("kind", "") != "scale") continue;
             double mono = e.value("at_ms", 0.0) * 1e6 - static_cast<double>(on->wall_minus_mono_ns);
             double ms = (mono - static_cast<double>(on->load.step_ns)) / 1e6;
-            if (ms < -1000) continue;
-            std::printf("  %10.0f  %s\n", ms, e.value("message", "").c_str());
+            if (ms >= -1000) lines.emplace_back(ms, e.value("message", ""));
         }
+        std::sort(lines.begin(), lines.end());
+        for (auto &[ms, message] : lines) std::printf("  %10.0f  %s\n", ms, message.c_str());
     }
 
     // The decision and serving times again over more steps (the first is the one above).

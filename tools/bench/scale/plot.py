@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLORS = {"ON": "tab:blue", "OFF": "tab:orange"}
 
 
-def steps(ax, points, column, label, color, style="-", scale=1.0):
+def steps(ax, points, column, label, color, style="-", scale=1.0, always=True):
     xs = [p[0] * scale for p in points]
     ys = [p[column] for p in points]
-    if xs:
+    if xs and (always or any(ys)):
         ax.step(xs, ys, where="post", linestyle=style, color=color, label=label)
 
 
@@ -39,8 +39,8 @@ def main():
     for run in runs:
         c = COLORS.get(run["label"], "gray")
         steps(ax, run["maps"], 1, f'{run["label"]}: READY in the data plane', c, "-", 1e-3)
-        steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd)', c, ":", 1e-3)
-        steps(ax, run["api"], 3, f'{run["label"]}: draining/stopping (wispd)', c, "--", 1e-3)
+        steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd)', c, ":", 1e-3, False)
+        steps(ax, run["api"], 3, f'{run["label"]}: draining/stopping (wispd)', c, "--", 1e-3, False)
     end = max([r["heavy_end_ms"] for r in runs] or [0]) / 1e3
     for run in runs:
         if run["markers"].get("scale_in") is not None:
@@ -53,7 +53,7 @@ def main():
     ax.set_title("replicas over time (shaded: the step, %d connections, a new connection per request)"
                  % opts["connections"])
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    ax.legend(fontsize=8, loc="center right", ncol=2)
 
     # 2. request latency over time: every request, and p99 per 100 ms
     ax = axes[1]
@@ -89,7 +89,7 @@ def main():
     for run in runs:
         c = COLORS.get(run["label"], "gray")
         steps(ax, run["maps"], 1, f'{run["label"]}: READY', c)
-        steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd, 10 ms polls)', c, ":")
+        steps(ax, run["api"], 2, f'{run["label"]}: restoring (wispd, 10 ms polls)', c, ":", 1.0, False)
         m = run["markers"]
         for key, name, style in (("decision", "decision", "-."), ("new_ready", "new replica READY", "--"),
                                  ("new_first_flow", "its first flow", ":")):
