@@ -77,7 +77,7 @@ public:
     }
 
 private:
-    UniqueFd fd_;
+    wisp::UniqueFd fd_;
     bool connected_ = false;
 };
 
@@ -156,6 +156,9 @@ TEST_F(AutoscaleE2E, LoadStepScalesOutToSeveralReplicasAndBackWithoutAnErrorOrAR
 
     // The step: 4 s of wrk with a new connection per request.
     double step_at = monotonic_seconds();
+    int64_t step_wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
     std::atomic<bool> wrk_done{false};
     CommandResult wrk;
     std::thread load([&] {
@@ -174,6 +177,10 @@ TEST_F(AutoscaleE2E, LoadStepScalesOutToSeveralReplicasAndBackWithoutAnErrorOrAR
     }
     load.join();
     json during = inspect("hello");
+    std::string after_load = metrics();
+    std::smatch rp;
+    if (std::regex_search(after_load, rp, std::regex(R"(counter="repicked"\} ([0-9]+))")))
+        std::cout << "repicked after the load: " << rp[1] << "\n";
 
     ASSERT_EQ(wrk.exit_code, 0) << wrk.output;
     EXPECT_EQ(wrk.output.find("Socket errors"), std::string::npos) << wrk.output;
@@ -212,9 +219,19 @@ TEST_F(AutoscaleE2E, LoadStepScalesOutToSeveralReplicasAndBackWithoutAnErrorOrAR
               std::string::npos)
         << text;
     EXPECT_NE(text.find("wisp_instances{state=\"running\"} 1"), std::string::npos) << text;
-    EXPECT_NE(text.find("wisp_instance_memory_pss_bytes{replica="), std::string::npos) << text;
+    EXPECT_NE(text.find("wisp_instance_memory_pss_bytes{service=\"hello\",replica="), std::string::npos) << text;
     auto events = wispd_->cli({"events", "--service", "hello", "-n", "500", "-o", "json"});
     EXPECT_NE(events.output.find("\"drained\""), std::string::npos) << events.output;
+    // For docs/autoscale.md: when the first scale-out was decided after wrk began,
+    // and the journal's account of the restores it started.
+    json journal = json::parse(events.output, nullptr, false);
+    if (!journal.is_discarded())
+        for (auto &e : journal["events"]) {
+            std::string kind = e.value("kind", "");
+            if (kind == "scale" || kind == "ready")
+                std::cout << e.value("at_ms", int64_t{0}) - step_wall_ms << " ms after wrk began: "
+                          << kind << ": " << e.value("message", "") << "\n";
+        }
 }
 
 }  // namespace

@@ -81,18 +81,21 @@ unsigned int wisp_tcp_isn(const struct ip_addr *local_ip, unsigned short local_p
 #define LWIP_TCP_SACK_OUT 0
 #define TCP_LISTEN_BACKLOG 1
 #define TCP_DEFAULT_LISTEN_BACKLOG 255
-/* TIME_WAIT = 2 * MSL = 2 s (lwIP's default is 120 s). A server that closes
- * first (`Connection: close`) keeps a TIME_WAIT pcb per connection; a client
- * that opens thousands of short connections reuses its ephemeral ports, and a
- * SYN that meets one of those pcbs is dropped or reset, so the client stalls
- * for a SYN retransmission (1 s and more) once it has cycled through its
- * ports: after a few thousand connections. With 2 s, a port would have to come
- * back within 2 s, i.e. thousands of connections per second from one client
- * address for the whole port range. The data
- * plane's flow affinity sends a reused port to the same replica, so it is this
- * guest's TIME_WAIT that matters. Old duplicates of a closed connection live
- * for milliseconds on the paths a guest sees (one host), not for minutes. */
-#define TCP_MSL 1000UL
+/* TIME_WAIT = 2 * MSL = 200 ms, ended by the next slow-timer pass after it:
+ * 200-400 ms (lwIP's default is 2 x 60 s). A server that closes first
+ * (`Connection: close`) keeps a TIME_WAIT pcb per connection, and lwIP answers
+ * a SYN that meets one with a challenge ACK the client resets, so the client
+ * waits for a SYN retransmission (1 s, then 3 s ...). Linux clients reuse an
+ * ephemeral port after about 3,000 connections to the same server (measured:
+ * its allocator walks the range with small random steps), so under a load of a
+ * few thousand short connections per second a port is back within a second,
+ * and the data plane's flow affinity sends it to the same guest. 2 s of
+ * TIME_WAIT stalled all of wrk's connections at once in the autoscaling e2e
+ * test. Old duplicates live microseconds on the one-host paths a guest sees;
+ * the other role of TIME_WAIT, re-acknowledging a retransmitted FIN, comes
+ * after >= 200 ms (Linux's minimum RTO) and only when our ACK was lost, and the
+ * client has its whole response by then. */
+#define TCP_MSL 100UL
 #define LWIP_CHECKSUM_ON_COPY 1
 /* TCP timers tick every 100 ms (lwIP default 250): retransmission timeouts are
  * counted in coarse ticks (2 x this), so a lost segment on a sub-millisecond
