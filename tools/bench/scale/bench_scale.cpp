@@ -9,6 +9,7 @@
 // `hello` image, measured one after the other in the same run:
 //
 //   ON    --min 1 --max N --target T: wispd's autoscaler decides the replica count
+//         (T by default: the OFF step's throughput on 1 replica over N + 2)
 //   OFF   --min 1 --max 1 (`wisp service scale NAME 1`): the baseline
 //
 // Each goes through the same load: a few requests per second for a while, a step to
@@ -27,7 +28,9 @@
 // scale event in the journal, whichever is first), when a new replica was READY and
 // took its first flow, latency percentiles in the first second of the step and over
 // the whole step, errors, and the time back to 1 replica once the load is gone.
-// Samples go to a JSON file for tools/bench/scale/plot.py.
+// A few more short steps on ON give the decision and serving times a median.
+// Samples go to a JSON file for tools/bench/scale/plot.py; docs/autoscale.md
+// ("Benchmark") explains the figures.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -542,7 +545,6 @@ public:
                                  get("/v1/services/" + name).dump(1));
     }
 
-    std::string log() const { return process_.log(); }
 
 private:
     WispdProcess process_;
@@ -881,9 +883,9 @@ void report(const Options &o, const Run *on, const Run *off, const std::vector<R
                 "in a closed loop,\nevery request a new connection, for %.1f s -> none)\n",
                 o.light_rps, o.light_ms / 1e3, o.connections, o.heavy_ms / 1e3);
     char on_title[64];
-    std::snprintf(on_title, sizeof on_title, "ON (max %u, target %u)", o.max_replicas, o.target);
+    std::snprintf(on_title, sizeof on_title, "(max %u, target %u)", o.max_replicas, o.target);
     std::printf("  %-50s %14s %14s %8s\n", "", "autoscale ON", "OFF (1 repl.)", "ON/OFF");
-    std::printf("  %-50s %14s\n", "", on_title + 3);
+    std::printf("  %-50s %14s\n", "", on_title);
     auto i = [](size_t v) { return std::to_string(v); };
     row("requests", i(a.requests), i(b.requests));
     row("  socket errors", i(a.socket_errors), i(b.socket_errors));
