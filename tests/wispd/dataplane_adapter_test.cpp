@@ -162,7 +162,7 @@ TEST_F(DataplaneAdapterTest, LastActivityIsTheNewerStampCentredOnItsCoarseTick) 
     EXPECT_EQ(*dp_->last_activity_ns(5), 1'500'000'000u + tick / 2);
 }
 
-TEST_F(DataplaneAdapterTest, ReplicaLoadsReadEveryListedReplicaSummedOverCpusInOneBatch) {
+TEST_F(DataplaneAdapterTest, ReplicaLoadsReadEveryListedReplicaSummedOverCpusInBatchesOfNearbyIds) {
     // Counters as XDP writes them, on every CPU, for ids spread over the map.
     int cpus = libbpf_num_possible_cpus();
     ASSERT_GT(cpus, 0);
@@ -176,7 +176,8 @@ TEST_F(DataplaneAdapterTest, ReplicaLoadsReadEveryListedReplicaSummedOverCpusInO
         per_cpu[0].last_in_ns = 2'000'000'000 + id;
         ASSERT_EQ(bpf_map_update_elem(fd.get(), &id, per_cpu.data(), BPF_ANY), 0);
     }
-    std::vector<ReplicaId> ids = {40, 3, 9, 4095, 7};  // any order; 7 has no traffic
+    // Any order; 7 has no traffic; 3, 7 and 9 are one batch, 40 and 4095 one each.
+    std::vector<ReplicaId> ids = {40, 3, 9, 4095, 7};
     std::vector<DpReplicaLoad> loads;
     ASSERT_TRUE(dp_->replica_loads(ids, loads).ok());
     ASSERT_EQ(loads.size(), ids.size());

@@ -670,14 +670,12 @@ Result<Replica> Dataplane::lookup_replica(uint32_t id) const {
     return from_map_value(*current);
 }
 
-Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
-    if (id == WISP_REPLICA_NONE || id >= impl_->sizes.replicas)
-        return invalid("replica id " + std::to_string(id) + " out of range");
-    std::vector<wisp_replica_stats> per_cpu(static_cast<size_t>(impl_->possible_cpus));
-    if (bpf_map_lookup_elem(impl_->fd(Map::replica_stats), &id, per_cpu.data()) != 0)
-        return errno_error("read counters of replica " + std::to_string(id));
+namespace {
+// One replica's per-CPU counters as one: sums, and the newest stamps.
+ReplicaCounters sum_over_cpus(const wisp_replica_stats *per_cpu, size_t cpus) {
     ReplicaCounters c;
-    for (const auto &s : per_cpu) {
+    for (size_t cpu = 0; cpu < cpus; ++cpu) {
+        const wisp_replica_stats &s = per_cpu[cpu];
         c.in_packets += s.in_packets;
         c.in_bytes += s.in_bytes;
         c.out_packets += s.out_packets;
@@ -688,6 +686,16 @@ Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
         c.last_out_ns = std::max<uint64_t>(c.last_out_ns, s.last_out_ns);
     }
     return c;
+}
+}  // namespace
+
+Result<ReplicaCounters> Dataplane::replica_counters(uint32_t id) const {
+    if (id == WISP_REPLICA_NONE || id >= impl_->sizes.replicas)
+        return invalid("replica id " + std::to_string(id) + " out of range");
+    std::vector<wisp_replica_stats> per_cpu(static_cast<size_t>(impl_->possible_cpus));
+    if (bpf_map_lookup_elem(impl_->fd(Map::replica_stats), &id, per_cpu.data()) != 0)
+        return errno_error("read counters of replica " + std::to_string(id));
+    return sum_over_cpus(per_cpu.data(), per_cpu.size());
 }
 
 Status Dataplane::replica_counters_range(uint32_t first, uint32_t count,
@@ -709,21 +717,8 @@ Status Dataplane::replica_counters_range(uint32_t first, uint32_t count,
     // ENOENT: the read reached the map's end; n says how many were read.
     if (rc != 0 && errno != ENOENT) return errno_error("batched read of replica counters");
     out.resize(n);
-    for (uint32_t i = 0; i < n; ++i) {
-        ReplicaCounters &c = out[i];
-        const wisp_replica_stats *per_cpu = &impl_->batch_values[size_t{i} * cpus];
-        for (size_t cpu = 0; cpu < cpus; ++cpu) {
-            const wisp_replica_stats &s = per_cpu[cpu];
-            c.in_packets += s.in_packets;
-            c.in_bytes += s.in_bytes;
-            c.out_packets += s.out_packets;
-            c.out_bytes += s.out_bytes;
-            c.new_flows += s.new_flows;
-            c.spoofed += s.spoofed;
-            c.last_in_ns = std::max<uint64_t>(c.last_in_ns, s.last_in_ns);
-            c.last_out_ns = std::max<uint64_t>(c.last_out_ns, s.last_out_ns);
-        }
-    }
+    for (uint32_t i = 0; i < n; ++i)
+        out[i] = sum_over_cpus(&impl_->batch_values[size_t{i} * cpus], cpus);
     return {};
 }
 

@@ -987,6 +987,13 @@ void Controller::replica_ready(ServiceRuntime &s, ReplicaRuntime &r, const Monit
 
 // ---- idle -----------------------------------------------------------------------------
 
+uint64_t Controller::quiet_since(const ReplicaRuntime &r) {
+    uint64_t last = 0;
+    if (auto a = ports_.dataplane.last_activity_ns(r.record.id); a) last = *a;
+    else spdlog::warn("replica {}: last activity: {}", r.record.id, a.error().describe());
+    return std::max(last, r.ready_ns);
+}
+
 void Controller::check_idle(ServiceId sid, ReplicaId rid) {
     ServiceRuntime *s = nullptr;
     auto *r = find_replica(rid, &s);
@@ -995,10 +1002,7 @@ void Controller::check_idle(ServiceId sid, ReplicaId rid) {
     if (r->record.state != ReplicaState::kReady) return;
 
     uint64_t now = ports_.scheduler.now_ns();
-    uint64_t last = 0;
-    if (auto a = ports_.dataplane.last_activity_ns(rid); a) last = *a;
-    else spdlog::warn("replica {}: last activity: {}", rid, a.error().describe());
-    uint64_t since = std::max(last, r->ready_ns);
+    uint64_t since = quiet_since(*r);
     uint64_t timeout_ns = uint64_t{s->record.spec.idle_timeout_ms} * 1'000'000;
     if (now >= since + timeout_ns) {
         if (ready_replicas(*s) > s->record.spec.min_replicas) {
@@ -1060,10 +1064,7 @@ void Controller::check_drained(ServiceId sid, ReplicaId rid) {
     r->idle_timer = 0;
     if (r->record.state != ReplicaState::kDraining) return;
     uint64_t now = ports_.scheduler.now_ns();
-    uint64_t last = 0;
-    if (auto a = ports_.dataplane.last_activity_ns(rid); a) last = *a;
-    else spdlog::warn("replica {}: last activity: {}", rid, a.error().describe());
-    uint64_t since = std::max(last, r->ready_ns);
+    uint64_t since = quiet_since(*r);
     uint64_t quiet_ns =
         std::min<uint64_t>(s->record.spec.idle_timeout_ms, config_.drain_idle_ms) * 1'000'000;
     uint64_t deadline = r->drain_started_ns + config_.max_drain_ms * 1'000'000;

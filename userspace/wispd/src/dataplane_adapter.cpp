@@ -188,17 +188,31 @@ Result<uint64_t> BpfDataPlane::last_activity_ns(ReplicaId replica) {
 Status BpfDataPlane::replica_loads(std::span<const ReplicaId> ids,
                                    std::vector<DpReplicaLoad> &out) {
     out.assign(ids.size(), DpReplicaLoad{});
-    if (ids.empty()) return {};
-    // One batch over the id range that holds them all: one syscall per tick
-    // however many replicas (ids are small and reused, so the range stays dense).
-    auto [lo, hi] = std::minmax_element(ids.begin(), ids.end());
-    WISP_RETURN_IF_ERROR(dp_->replica_counters_range(*lo, *hi - *lo + 1, range_));
-    for (size_t i = 0; i < ids.size(); ++i) {
-        size_t at = ids[i] - *lo;
-        if (at >= range_.size()) continue;
-        const auto &c = range_[at];
-        uint64_t last = c.last_activity_ns();
-        out[i] = {c.new_flows, c.in_packets, last ? last + stamp_resolution_ns_ / 2 : 0};
+    // Batched reads over runs of nearby ids: one syscall per run. A batch costs
+    // about 1 µs per entry read on a 2-core VM, a single lookup about 5 µs, so a
+    // gap of up to kMaxGap unwanted ids is cheaper to read through than to split
+    // at. Ids are small and reused smallest first, so the replicas of autoscaled
+    // services usually form one run; an autoscaled service among many others
+    // does not pay for reading all of theirs.
+    constexpr ReplicaId kMaxGap = 8;
+    by_id_.clear();
+    for (size_t i = 0; i < ids.size(); ++i) by_id_.emplace_back(ids[i], i);
+    std::sort(by_id_.begin(), by_id_.end());
+    for (size_t begin = 0; begin < by_id_.size();) {
+        size_t end = begin + 1;
+        while (end < by_id_.size() && by_id_[end].first - by_id_[end - 1].first <= kMaxGap) ++end;
+        ReplicaId first = by_id_[begin].first;
+        WISP_RETURN_IF_ERROR(
+            dp_->replica_counters_range(first, by_id_[end - 1].first - first + 1, range_));
+        for (size_t k = begin; k < end; ++k) {
+            size_t at = by_id_[k].first - first;
+            if (at >= range_.size()) continue;
+            const auto &c = range_[at];
+            uint64_t last = c.last_activity_ns();
+            out[by_id_[k].second] = {c.new_flows, c.in_packets,
+                                     last ? last + stamp_resolution_ns_ / 2 : 0};
+        }
+        begin = end;
     }
     return {};
 }

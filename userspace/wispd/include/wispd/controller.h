@@ -213,6 +213,8 @@ private:
     std::vector<DpEvent> collect_pending_syns(ServiceRuntime &s);
     void replay(ServiceRuntime &s, ReplicaRuntime &r, std::vector<std::vector<uint8_t>> packets);
     ReplayTarget replay_target(const ReplicaRuntime &r) const;
+    // Since when the replica has seen no packet (its last one, or READY).
+    uint64_t quiet_since(const ReplicaRuntime &r);
     void check_idle(ServiceId sid, ReplicaId rid);
     void drain_replica(ServiceRuntime &s, ReplicaRuntime &r);
     // Stops a DRAINING replica once its flows are idle (or max_drain_ms is over);

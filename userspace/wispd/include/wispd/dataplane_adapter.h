@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "wisp/dataplane/dataplane.h"
 #include "wispd/ports.h"
@@ -65,7 +67,9 @@ private:
     std::unordered_map<ServiceId, ServiceEntry> services_;
     // Frames we could not use (truncated captures), for /metrics.
     uint64_t truncated_ = 0;
-    std::vector<dataplane::ReplicaCounters> range_;  // replica_loads() scratch
+    // replica_loads() scratch, kept between ticks.
+    std::vector<dataplane::ReplicaCounters> range_;
+    std::vector<std::pair<ReplicaId, size_t>> by_id_;
 };
 
 }  // namespace wisp::wispd

@@ -130,9 +130,10 @@ public:
     // the data plane's stamps are coarse: the adapter centres them on the tick they
     // fall in); 0 if none yet.
     virtual Result<uint64_t> last_activity_ns(ReplicaId replica) = 0;
-    // The counters of every replica in `ids` (any order, no duplicates) in one
-    // batched read of the data plane, whatever their number: out[i] belongs to
-    // ids[i]. The autoscaler's fast loop calls it once per tick for all services.
+    // The counters of every replica in `ids` (any order, no duplicates) in batched
+    // reads of the data plane (one per run of nearby ids, usually one), whatever
+    // their number: out[i] belongs to ids[i]. The autoscaler's fast loop calls it
+    // once per tick for all services.
     virtual Status replica_loads(std::span<const ReplicaId> ids,
                                  std::vector<DpReplicaLoad> &out) = 0;
     // Service ids present in the (pinned) maps: start-up reconciliation removes
