@@ -3,7 +3,7 @@
  *   wisp_ingress (XDP, on the uplink)   client -> service
  *     not service traffic               XDP_PASS, untouched
  *     existing flow, replica alive      rewrite MACs, redirect to the replica's tap
- *     new flow, READY replica           pick (rendezvous hash), remember, redirect
+ *     new flow or bare SYN, READY       pick (rendezvous hash), remember, redirect
  *     new flow, cold service            copy into wisp_events, ZERO -> WAKING once,
  *                                       XDP_DROP (wispd replays it)
  *   wisp_tap_in (TC ingress, each tap)  guest -> client
@@ -166,12 +166,16 @@ static __always_inline int capture_frame(struct xdp_md *ctx, const struct wisp_p
     return bpf_ringbuf_output(&wisp_events, rec, sizeof(rec->hdr) + cap, 0) ? -1 : 0;
 }
 
+/* A TCP segment that opens a connection: SYN without ACK. */
+static __always_inline int bare_tcp_syn(const struct wisp_packet *p) {
+    return p->key.proto == IPPROTO_TCP && (p->tcp_flags & (0x02 /* SYN */ | 0x10 /* ACK */)) == 0x02;
+}
+
 /* A packet for a service with no replica to take it. New flows are captured for
  * wispd (the first one also starts the wake); everything else is dropped. */
 static __always_inline int handle_cold(struct xdp_md *ctx, const struct wisp_packet *p,
                                        struct wisp_service *svc, __u32 state) {
-    int new_flow =
-        p->key.proto == IPPROTO_UDP || (p->tcp_flags & (0x02 /* SYN */ | 0x10 /* ACK */)) == 0x02;
+    int new_flow = p->key.proto == IPPROTO_UDP || bare_tcp_syn(p);
     if (!new_flow) {
         stat_inc(WISP_STAT_COLD_DROPPED);
         return XDP_DROP;
@@ -210,12 +214,19 @@ int wisp_ingress(struct xdp_md *ctx) {
     }
 
     /* Existing flow: straight to its replica, whatever the service state. The CPU's
-     * flow cache answers most lookups; wisp_flows is the authority behind it. */
+     * flow cache answers most lookups; wisp_flows is the authority behind it.
+     * A bare TCP SYN opens a new connection even when its 5-tuple is remembered
+     * (clients reuse ports): it is picked among the READY replicas like any new
+     * flow (the same one while the set is unchanged: rendezvous hashing), counted
+     * in new_flows for the autoscaler, and never sent to a DRAINING replica. */
     struct wisp_flow *flow = NULL;
     struct wisp_flow_cache_entry *cached = NULL;
+    int bare_syn = bare_tcp_syn(&pkt);
     if (pkt.fragment == WISP_FRAG_NONE) {
         __u32 slot = flow_cache_slot(&pkt.key);
         cached = bpf_map_lookup_elem(&wisp_flow_cache, &slot);
+    }
+    if (pkt.fragment == WISP_FRAG_NONE && !bare_syn) {
         if (cached && same_flow_key(&cached->key, &pkt.key)) {
             __u32 id = cached->flow.replica_id;
             const struct wisp_replica *r = bpf_map_lookup_elem(&wisp_replicas, &id);

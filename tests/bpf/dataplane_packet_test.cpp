@@ -340,6 +340,48 @@ TEST_F(XdpIngress, KeepsFlowsOnTheirReplicaWhileReplicasComeAndGo) {
     if ((*flow)->replica_id == 2) EXPECT_EQ((*flow)->generation, g_old);
 }
 
+TEST_F(XdpIngress, ABareSynOnARememberedTupleIsANewConnectionPickedAmongTheReadyReplicas) {
+    // Clients reuse ports: the flow table still remembers these 5-tuples when their
+    // next connection opens.
+    std::map<uint16_t, uint32_t> placed;
+    for (uint16_t port = 32000; port < 32128; port++)
+        placed[port] = replica_of(run_xdp(dp(), syn(port)).output).value_or(0);
+
+    // Scale-out: a third replica joins. Segments of open connections stay put; a
+    // new connection on a remembered tuple is spread like any new flow, and counted.
+    add_replica(dp(), kWeb, 6);
+    set_service(dp(), kWeb, ServiceState::ready, {1, 2, 6});
+    auto before = statistics(dp());
+    auto six_before = *dp().replica_counters(6);
+    int moved = 0;
+    for (auto [port, id] : placed) {
+        EXPECT_EQ(replica_of(run_xdp(dp(), ack(port)).output), id) << "open flow " << port;
+        uint32_t want = predicted(kClient, port, kWeb, {1, 2, 6});
+        EXPECT_EQ(replica_of(run_xdp(dp(), syn(port)).output), want) << "new connection " << port;
+        moved += want != id;
+        placed[port] = want;
+    }
+    EXPECT_GT(moved, 0) << "the scenario must include tuples the hash moves";
+    auto after = statistics(dp());
+    EXPECT_EQ(after[WISP_STAT_NEW_FLOWS] - before[WISP_STAT_NEW_FLOWS], placed.size());
+    EXPECT_EQ(after[WISP_STAT_REPICKED] - before[WISP_STAT_REPICKED], 0u);
+    EXPECT_EQ(dp().replica_counters(6)->new_flows - six_before.new_flows, uint64_t(moved));
+
+    // Scale-in: replica 1 drains. Its open connections stay on it; a new connection
+    // on one of its tuples goes to a READY replica.
+    ASSERT_TRUE(dp().set_replica_state(1, ReplicaState::draining).ok());
+    int on_one = 0;
+    for (auto [port, id] : placed) {
+        if (id != 1) continue;
+        on_one++;
+        EXPECT_EQ(replica_of(run_xdp(dp(), ack(port)).output), 1u) << "open flow " << port;
+        EXPECT_EQ(replica_of(run_xdp(dp(), syn(port)).output),
+                  predicted(kClient, port, kWeb, {2, 6}))
+            << "new connection " << port << " went to the draining replica";
+    }
+    EXPECT_GT(on_one, 0);
+}
+
 TEST(XdpFlowCache, FlowsSharingACacheSlotKeepTheirOwnReplicas) {
     WISP_REQUIRE_BPF();
     dataplane::Options o;

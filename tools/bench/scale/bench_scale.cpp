@@ -196,9 +196,8 @@ struct LoadResult {
 
 // Client (address, port) pairs, handed out in order. One allocator for the whole
 // run, so no 5-tuple is used twice: the guest keeps each closed connection in
-// TIME_WAIT (a SYN meeting one stalls), and the data plane's flow table remembers
-// every 5-tuple: a reused one whose replica is still READY goes to it without
-// being counted as a new flow, so the autoscaler would not see it.
+// TIME_WAIT for a moment (a SYN meeting one stalls); --reuse-ports shows what
+// reused 5-tuples do to the step.
 class SourcePorts {
 public:
     // Binds `fd` to the next free pair.
