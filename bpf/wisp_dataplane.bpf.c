@@ -28,6 +28,9 @@
 const volatile __u32 wisp_capture_limit = WISP_CAPTURE_MAX;
 /* wisp_flow_cache slots - 1 (the slot count is a power of two). */
 const volatile __u32 wisp_flow_cache_mask = 8191;
+/* Possible CPUs (set by the loader): the flow caches a moved flow must leave. */
+const volatile __u32 wisp_nr_cpus = 1;
+#define WISP_MAX_CPUS 1024
 
 /* CLOCK_MONOTONIC_COARSE for activity stamps, read from the clock once per jiffy and
  * CPU. At most two ticks behind the precise clock. */
@@ -61,6 +64,15 @@ static __always_inline void flow_cache_fill(struct wisp_flow_cache_entry *slot,
     if (!slot) return;
     __builtin_memcpy(&slot->key, key, sizeof(*key));
     slot->flow = *flow;
+}
+
+/* A flow moved to another replica (a bare SYN re-picked it): no CPU's cache may
+ * keep the old assignment, or a segment processed on that CPU would follow it. */
+static __always_inline void flow_cache_forget(__u32 slot, const struct wisp_flow_key *key) {
+    for (__u32 cpu = 0; cpu < WISP_MAX_CPUS && cpu < wisp_nr_cpus; cpu++) {
+        struct wisp_flow_cache_entry *e = bpf_map_lookup_percpu_elem(&wisp_flow_cache, &slot, cpu);
+        if (e && same_flow_key(&e->key, key)) e->flow.replica_id = WISP_REPLICA_NONE;
+    }
 }
 
 static __always_inline void stat_inc(__u32 index) {
@@ -222,11 +234,14 @@ int wisp_ingress(struct xdp_md *ctx) {
     struct wisp_flow *flow = NULL;
     struct wisp_flow_cache_entry *cached = NULL;
     int bare_syn = bare_tcp_syn(&pkt);
+    __u32 slot = 0;
     if (pkt.fragment == WISP_FRAG_NONE) {
-        __u32 slot = flow_cache_slot(&pkt.key);
+        slot = flow_cache_slot(&pkt.key);
         cached = bpf_map_lookup_elem(&wisp_flow_cache, &slot);
     }
-    if (pkt.fragment == WISP_FRAG_NONE && !bare_syn) {
+    if (pkt.fragment == WISP_FRAG_NONE && bare_syn) {
+        flow = bpf_map_lookup_elem(&wisp_flows, &pkt.key);  /* only to see if it moves */
+    } else if (pkt.fragment == WISP_FRAG_NONE) {
         if (cached && same_flow_key(&cached->key, &pkt.key)) {
             __u32 id = cached->flow.replica_id;
             const struct wisp_replica *r = bpf_map_lookup_elem(&wisp_replicas, &id);
@@ -269,9 +284,11 @@ int wisp_ingress(struct xdp_md *ctx) {
         __u32 id = pick_replica(svc, &pkt.key, &r);
         if (id != WISP_REPLICA_NONE && r) {
             struct wisp_flow assigned = {.replica_id = id, .generation = r->generation};
+            if (bare_syn && flow && (flow->replica_id != id || flow->generation != r->generation))
+                flow_cache_forget(slot, &pkt.key);
             bpf_map_update_elem(&wisp_flows, &pkt.key, &assigned, BPF_ANY);
             flow_cache_fill(cached, &pkt.key, &assigned);
-            stat_inc(flow ? WISP_STAT_REPICKED : WISP_STAT_NEW_FLOWS);
+            stat_inc(flow && !bare_syn ? WISP_STAT_REPICKED : WISP_STAT_NEW_FLOWS);
             struct wisp_replica_stats *s = bpf_map_lookup_elem(&wisp_rep_stats, &id);
             if (s) s->new_flows += 1;
             return forward_to_replica(ctx, &pkt, id, r);

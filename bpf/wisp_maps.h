@@ -62,7 +62,8 @@ struct {
  * the most expensive step of forwarding). Key: slot = hash of the flow key masked by
  * wisp_flow_cache_mask. Value: a flow key and its wisp_flows entry. Written by the
  * XDP program only; entries are checked against the replica (state, generation) like
- * wisp_flows entries, so a stale one is never trusted. Private to each loaded program
+ * wisp_flows entries, so a stale one is never trusted, and a flow a bare SYN moves to
+ * another replica is cleared from every CPU's copy. Private to each loaded program
  * instance: not pinned. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

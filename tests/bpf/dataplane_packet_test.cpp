@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <netinet/in.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <map>
@@ -380,6 +381,48 @@ TEST_F(XdpIngress, ABareSynOnARememberedTupleIsANewConnectionPickedAmongTheReady
             << "new connection " << port << " went to the draining replica";
     }
     EXPECT_GT(on_one, 0);
+}
+
+// Pins the calling thread to one CPU: a test run of the XDP program executes on
+// the CPU of its caller, so this chooses which CPU's flow cache it uses.
+void run_on_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0) << "cpu " << cpu;
+}
+
+TEST_F(XdpIngress, AConnectionMovedByABareSynIsFollowedOnEveryCpu) {
+    ASSERT_GE(std::thread::hardware_concurrency(), 2u)
+        << "this test needs two CPUs (each has its own flow cache)";
+    cpu_set_t saved;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    // A tuple the hash moves when replica 6 joins {1, 2}.
+    uint16_t port = 33000;
+    while (predicted(kClient, port, kWeb, {1, 2, 6}) == predicted(kClient, port, kWeb, {1, 2}))
+        port++;
+    uint32_t before = predicted(kClient, port, kWeb, {1, 2});
+    uint32_t after = predicted(kClient, port, kWeb, {1, 2, 6});
+
+    // First connection: SYN on CPU 0, its segments also seen on CPU 1 (both caches
+    // now hold the tuple on `before`).
+    run_on_cpu(0);
+    EXPECT_EQ(replica_of(run_xdp(dp(), syn(port)).output), before);
+    run_on_cpu(1);
+    EXPECT_EQ(replica_of(run_xdp(dp(), ack(port)).output), before);
+
+    // Scale-out; the client reuses the port for a new connection, whose SYN is
+    // handled on CPU 0 and its next segments on CPU 1.
+    add_replica(dp(), kWeb, 6);
+    set_service(dp(), kWeb, ServiceState::ready, {1, 2, 6});
+    run_on_cpu(0);
+    EXPECT_EQ(replica_of(run_xdp(dp(), syn(port)).output), after);
+    run_on_cpu(1);
+    EXPECT_EQ(replica_of(run_xdp(dp(), ack(port)).output), after)
+        << "CPU 1's flow cache still sent the new connection to the old replica";
+    run_on_cpu(0);
+    EXPECT_EQ(replica_of(run_xdp(dp(), ack(port)).output), after);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
 }
 
 TEST(XdpFlowCache, FlowsSharingACacheSlotKeepTheirOwnReplicas) {

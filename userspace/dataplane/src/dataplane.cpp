@@ -346,6 +346,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::open(const Options &options) {
     // 2. load-time settings and map sizes (existing pins keep theirs).
     skel->rodata->wisp_capture_limit = options.capture_limit;
     skel->rodata->wisp_flow_cache_mask = options.flow_cache_slots - 1;
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return Error{-cpus, "libbpf: number of possible CPUs"};
+    skel->rodata->wisp_nr_cpus = static_cast<uint32_t>(cpus);
     if (int err = bpf_map__set_max_entries(skel->maps.wisp_flow_cache, options.flow_cache_slots))
         return libbpf_error(err, "size map wisp_flow_cache");
     MapSizes &sizes = impl->sizes;
