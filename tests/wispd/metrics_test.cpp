@@ -81,15 +81,15 @@ TEST(MetricsDeathTest, InvalidMetricNameIsAProgrammingError) {
 }  // namespace
 
 TEST(ProcessPss, ALiveProcessHasAPssInBytesAndAGoneOneHasNone) {
-    auto before = wisp::wispd::process_pss_bytes(getpid());
-    ASSERT_TRUE(before.has_value());
-    // Touch 8 MiB of private memory; the barrier keeps the optimizer from eliding
-    // an allocation whose contents are never read.
+    // Touch 8 MiB of private memory: PSS counts private pages whole, so it is at
+    // least that, whatever the shared pages' share is (other processes mapping the
+    // same libraries change it). The barrier keeps the optimizer from eliding an
+    // allocation whose contents are never read.
     std::vector<char> touched(8 << 20, 1);
     asm volatile("" : : "r"(touched.data()) : "memory");
     auto mine = wisp::wispd::process_pss_bytes(getpid());
     ASSERT_TRUE(mine.has_value());
-    EXPECT_GE(*mine, *before + touched.size() * 7 / 8) << "PSS in bytes, not kB";
+    EXPECT_GE(*mine, touched.size()) << "PSS in bytes, not kB";
     EXPECT_FALSE(wisp::wispd::process_pss_bytes(0).has_value());
     EXPECT_FALSE(wisp::wispd::process_pss_bytes(0x3ffffff0).has_value()) << "no such pid";
 }
