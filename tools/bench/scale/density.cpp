@@ -50,6 +50,7 @@
 #include "wisp/test/paths.h"
 #include "wisp/test/process.h"
 #include "wisp/test/wispd.h"
+#include "../common/bench_stats.h"
 
 using nlohmann::json;
 using namespace wisp;
@@ -68,18 +69,8 @@ void check_interrupt() {
     if (int s = g_signal.load()) throw Failure("interrupted by signal " + std::to_string(s));
 }
 
-uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-double pct(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-}
+using wisp::bench::now_ns;
+using wisp::bench::pct;
 
 constexpr uint16_t kPort = 8080;
 constexpr int kProbes = 10;  // the "10 services" of the baseline

@@ -56,6 +56,7 @@
 #include "wisp/test/wispd.h"
 #include "wisp/vmm/control.h"
 #include "wisp_abi.h"
+#include "../common/bench_stats.h"
 
 using nlohmann::json;
 using namespace wisp;
@@ -68,18 +69,8 @@ namespace {
     std::exit(1);
 }
 
-uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-double pct(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-}
+using wisp::bench::now_ns;
+using wisp::bench::pct;
 
 // ---- the client ---------------------------------------------------------------------
 
