@@ -25,7 +25,9 @@ void wisp_net_init(void);
 
 /* One event-loop iteration: transmit, wait at most `max_wait_ns` (less if an
  * lwIP timer is due sooner, not at all if frames are pending), receive, run
- * due timers. */
+ * due timers. While no TCP connection exists, lwIP's timers do not shorten the
+ * wait (only ARP/ND housekeeping is left, which a wisp guest does not need on
+ * time): an app with periodic work of its own passes its deadline here. */
 void wisp_net_poll(uint64_t max_wait_ns);
 
 /* Runs the event loop forever. */
