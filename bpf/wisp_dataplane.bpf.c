@@ -284,8 +284,8 @@ int wisp_ingress(struct xdp_md *ctx) {
         __u32 id = pick_replica(svc, &pkt.key, &r);
         if (id != WISP_REPLICA_NONE && r) {
             struct wisp_flow assigned = {.replica_id = id, .generation = r->generation};
-            if (bare_syn && flow && (flow->replica_id != id || flow->generation != r->generation))
-                flow_cache_forget(slot, &pkt.key);
+            /* (Same id, new generation: stale copies are distrusted already.) */
+            if (bare_syn && flow && flow->replica_id != id) flow_cache_forget(slot, &pkt.key);
             bpf_map_update_elem(&wisp_flows, &pkt.key, &assigned, BPF_ANY);
             flow_cache_fill(cached, &pkt.key, &assigned);
             stat_inc(flow && !bare_syn ? WISP_STAT_REPICKED : WISP_STAT_NEW_FLOWS);

@@ -177,10 +177,6 @@ TEST_F(AutoscaleE2E, LoadStepScalesOutToSeveralReplicasAndBackWithoutAnErrorOrAR
     }
     load.join();
     json during = inspect("hello");
-    std::string after_load = metrics();
-    std::smatch rp;
-    if (std::regex_search(after_load, rp, std::regex(R"(counter="repicked"\} ([0-9]+))")))
-        std::cout << "repicked after the load: " << rp[1] << "\n";
 
     ASSERT_EQ(wrk.exit_code, 0) << wrk.output;
     EXPECT_EQ(wrk.output.find("Socket errors"), std::string::npos) << wrk.output;
