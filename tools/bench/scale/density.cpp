@@ -50,7 +50,7 @@
 #include "wisp/test/paths.h"
 #include "wisp/test/process.h"
 #include "wisp/test/wispd.h"
-#include "../common/bench_stats.h"
+#include "../common/bench_common.h"
 
 using nlohmann::json;
 using namespace wisp;
@@ -83,37 +83,16 @@ std::string vip_of(int i) {
 // ---- the client ---------------------------------------------------------------------
 
 struct Timed {
-    double ms = -1;
+    double ms = -1;  // SYN to the whole response; -1 if it failed
     std::string response;
     bool ok() const { return response.rfind("HTTP/1.1 200", 0) == 0; }
 };
 
 // GET / on a fresh connection; the clock starts just before connect().
 Timed timed_get(UniqueFd fd, const std::string &ip) {
-    Timed t;
     if (!fd) throw Failure("client socket: " + std::string(strerror(errno)));
-    timeval tv{10, 0};
-    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(kPort);
-    inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-    static const std::string req = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    uint64_t start = now_ns();
-    if (connect(fd.get(), reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) return t;
-    if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
-        return t;
-    char buf[2048];
-    for (;;) {
-        ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
-        if (n <= 0) break;
-        t.response.append(buf, static_cast<size_t>(n));
-    }
-    t.ms = static_cast<double>(now_ns() - start) / 1e6;
-    return t;
+    auto r = wisp::bench::timed_get(fd.get(), ip, kPort);
+    return {r.done_ns ? r.total_ms() : -1, std::move(r.response)};
 }
 
 // B connections opened at once (non-blocking), each sending its GET once connected.

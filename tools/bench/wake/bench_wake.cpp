@@ -56,7 +56,7 @@
 #include "wisp/test/wispd.h"
 #include "wisp/vmm/control.h"
 #include "wisp_abi.h"
-#include "../common/bench_stats.h"
+#include "../common/bench_common.h"
 
 using nlohmann::json;
 using namespace wisp;
@@ -74,40 +74,12 @@ using wisp::bench::pct;
 
 // ---- the client ---------------------------------------------------------------------
 
-struct Timed {
-    uint64_t start_ns = 0, connected_ns = 0, done_ns = 0;
-    std::string response;
-    bool ok() const { return response.rfind("HTTP/1.1 200", 0) == 0; }
-    double total_ms() const { return static_cast<double>(done_ns - start_ns) / 1e6; }
-};
+using wisp::bench::Timed;
 
 // GET `path` on a fresh connection; the clock starts just before connect().
 Timed timed_get(UniqueFd fd, const std::string &ip, uint16_t port, const std::string &path = "/") {
-    Timed t;
     if (!fd) die("client socket: " + std::string(strerror(errno)));
-    timeval tv{10, 0};
-    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    t.start_ns = now_ns();
-    if (connect(fd.get(), reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) return t;
-    t.connected_ns = now_ns();
-    if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
-        return t;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
-        if (n <= 0) break;
-        t.response.append(buf, static_cast<size_t>(n));
-    }
-    t.done_ns = now_ns();
-    return t;
+    return wisp::bench::timed_get(fd.get(), ip, port, path);
 }
 
 // ---- wispd through its API and its pinned maps ----------------------------------------
